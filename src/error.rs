@@ -1,0 +1,267 @@
+//! The one error type of the hand-written layer.
+//!
+//! Errors of the generated methods (`progenitor_client::Error<rest::types::Error>`) convert
+//! into [`Error`] with `?`, so a program deals with one type whatever layer it calls.
+
+use std::time::Duration;
+
+use crate::rest::types;
+
+/// Marker the request hook puts in front of the operation id when user credentials are
+/// missing, so the conversion can rebuild [`Error::MissingUserCredentials`].
+pub(crate) const MISSING_USER_MARKER: &str = "connect-trade: missing user credentials for ";
+
+/// How many characters of a body an error keeps.
+const EXCERPT_CHARS: usize = 200;
+
+/// Everything that can go wrong talking to Connect Trade.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server refused the request (4xx other than 429) or failed (5xx).
+    #[error("Connect Trade answered {status}: {message}{}", request_id_suffix(.request_id))]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The server's `message`.
+        message: String,
+        /// The request id the server gave, if any (quote it to Connect Trade support).
+        request_id: Option<String>,
+    },
+
+    /// The server answered 429: too many requests.
+    #[error("rate limited by Connect Trade ({message}){}", retry_after_suffix(.retry_after))]
+    RateLimited {
+        /// How long the server asked to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
+        /// The server's `message`.
+        message: String,
+        /// The request id the server gave, if any.
+        request_id: Option<String>,
+    },
+
+    /// The request did not complete in time.
+    #[error("request timed out: {0}")]
+    Timeout(#[source] reqwest::Error),
+
+    /// The connection failed (DNS, TCP, TLS, reset, body read).
+    #[error("transport error: {0}")]
+    Transport(#[source] reqwest::Error),
+
+    /// A response could not be decoded into the expected type.
+    #[error("could not decode the response ({source}); body starts with: {excerpt:?}")]
+    Decode {
+        /// The start of the body.
+        excerpt: String,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A response with a status the API does not document (e.g. a redirect).
+    #[error("unexpected response status {status}; body starts with: {excerpt:?}")]
+    UnexpectedResponse {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        excerpt: String,
+    },
+
+    /// The request was not valid and was not sent.
+    #[error("invalid request, not sent: {0}")]
+    InvalidRequest(String),
+
+    /// A user-scoped operation was called on a client without user credentials; nothing was
+    /// sent.
+    #[error(
+        "`{operation}` needs user credentials (user-id and user-secret) but this client has \
+         none: call it on a client from `ConnectTrade::for_user`"
+    )]
+    MissingUserCredentials {
+        /// The operation id.
+        operation: String,
+    },
+
+    /// The client is misconfigured (base URL, credentials, environment).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// A WebSocket stream failed.
+    #[error("stream error: {0}")]
+    Stream(String),
+}
+
+fn request_id_suffix(request_id: &Option<String>) -> String {
+    request_id
+        .as_ref()
+        .map(|id| format!(" (request id {id})"))
+        .unwrap_or_default()
+}
+
+fn retry_after_suffix(retry_after: &Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!("; retry after {:.3} s", d.as_secs_f64()))
+        .unwrap_or_default()
+}
+
+/// The result type of the hand-written layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether trying the same request again later may succeed: transport failures, timeouts,
+    /// 429, and 500/502/503/504. Whether it is *safe* to repeat is another matter: the SDK
+    /// only repeats idempotent requests by itself.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Timeout(_) | Error::Transport(_) | Error::RateLimited { .. } => true,
+            Error::Api { status, .. } => matches!(status, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => Some(*status),
+            Error::RateLimited { .. } => Some(429),
+            Error::Transport(e) | Error::Timeout(e) => e.status().map(|s| s.as_u16()),
+            _ => None,
+        }
+    }
+
+    /// The server's request id, if it gave one.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Api { request_id, .. } | Error::RateLimited { request_id, .. } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the request may have reached the server and taken effect even though no
+    /// answer came back (timeout, connection reset after sending, or a 5xx). An order whose
+    /// placement failed this way must be looked up before it is sent again.
+    pub fn may_have_reached_server(&self) -> bool {
+        match self {
+            Error::Timeout(_) => true,
+            Error::Transport(e) => !e.is_connect() && !e.is_builder(),
+            Error::Api { status, .. } => *status >= 500,
+            Error::Decode { .. } | Error::UnexpectedResponse { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The start of a body, lossily decoded, at most [`EXCERPT_CHARS`] characters.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text.chars().take(EXCERPT_CHARS).collect();
+    if text.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// The request id a response carries (`x-request-id` or `request-id`).
+pub(crate) fn request_id_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    ["x-request-id", "request-id"]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date.
+pub(crate) fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        if seconds.is_finite() && seconds >= 0.0 {
+            return Some(Duration::from_secs_f64(seconds));
+        }
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+impl From<progenitor_client::Error<types::Error>> for Error {
+    fn from(error: progenitor_client::Error<types::Error>) -> Self {
+        use progenitor_client::Error as P;
+        match error {
+            P::InvalidRequest(message) => Error::InvalidRequest(message),
+            P::Custom(message) => match message.strip_prefix(MISSING_USER_MARKER) {
+                Some(operation) => Error::MissingUserCredentials {
+                    operation: operation.to_string(),
+                },
+                None => Error::InvalidRequest(message),
+            },
+            P::CommunicationError(e) | P::ResponseBodyError(e) | P::InvalidUpgrade(e) => {
+                from_reqwest(e)
+            }
+            P::ErrorResponse(response) => {
+                let status = response.status().as_u16();
+                let request_id = request_id_of(response.headers());
+                let retry_after = retry_after_of(response.headers());
+                let message = response.into_inner().message;
+                if status == 429 {
+                    Error::RateLimited {
+                        retry_after,
+                        message,
+                        request_id,
+                    }
+                } else {
+                    Error::Api {
+                        status,
+                        message,
+                        request_id,
+                    }
+                }
+            }
+            P::InvalidResponsePayload(body, source) => Error::Decode {
+                excerpt: excerpt(&body),
+                source,
+            },
+            P::UnexpectedResponse(response) => Error::UnexpectedResponse {
+                status: response.status().as_u16(),
+                excerpt: String::new(),
+            },
+        }
+    }
+}
+
+impl From<progenitor_client::Error<()>> for Error {
+    fn from(error: progenitor_client::Error<()>) -> Self {
+        use progenitor_client::Error as P;
+        match error {
+            P::ErrorResponse(response) => Error::Api {
+                status: response.status().as_u16(),
+                message: String::new(),
+                request_id: request_id_of(response.headers()),
+            },
+            P::InvalidRequest(m) | P::Custom(m) => Error::InvalidRequest(m),
+            P::CommunicationError(e) | P::ResponseBodyError(e) | P::InvalidUpgrade(e) => {
+                from_reqwest(e)
+            }
+            P::InvalidResponsePayload(body, source) => Error::Decode {
+                excerpt: excerpt(&body),
+                source,
+            },
+            P::UnexpectedResponse(response) => Error::UnexpectedResponse {
+                status: response.status().as_u16(),
+                excerpt: String::new(),
+            },
+        }
+    }
+}
+
+pub(crate) fn from_reqwest(e: reqwest::Error) -> Error {
+    if e.is_timeout() {
+        Error::Timeout(e)
+    } else {
+        Error::Transport(e)
+    }
+}

@@ -1,0 +1,1 @@
+//! Order builders that validate an order before it is sent.

@@ -1,0 +1,1 @@
+//! The two WebSocket streams: brokerage updates and market data.

@@ -1,0 +1,1 @@
+//! Symbology: OCC option symbols and CQS equity symbols.
