@@ -7,22 +7,6 @@ use std::{env, fs, path::PathBuf};
 
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 
-/// Enums the server sends are replaced by hand-written open enums (`src/codes.rs`) that keep
-/// an unknown value instead of failing to decode it.
-const OPEN_ENUMS: &[&str] = &[
-    "BrokerCode",
-    "ConnectionType",
-    "Instrument",
-    "OrderSide",
-    "OrderStatus",
-    "OrderStatusFilter",
-    "OrderType",
-    "SortOrder",
-    "TimeInForce",
-    "TokenScope",
-    "TransactionType",
-];
-
 fn main() {
     println!("cargo:rerun-if-changed=spec/openapi.json");
     println!("cargo:rerun-if-changed=build.rs");
@@ -59,9 +43,12 @@ fn main() {
             "crate::credentials::Secret",
             std::iter::empty(),
         );
-    for name in OPEN_ENUMS {
+    // Every string enum of the spec is replaced by the hand-written open enum of the same name
+    // in `src/codes.rs`, which keeps unknown values instead of failing to decode them. A new
+    // enum upstream therefore fails the build until it is added there: never a closed enum.
+    for name in string_enums(&raw) {
         settings.with_replacement(
-            name,
+            &name,
             format!("crate::codes::{name}"),
             [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
         );
@@ -77,6 +64,20 @@ fn main() {
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("rest.rs");
     fs::write(&out, code).expect("write generated code");
+}
+
+/// The names of the component schemas that are string enums.
+fn string_enums(spec: &serde_json::Value) -> Vec<String> {
+    spec["components"]["schemas"]
+        .as_object()
+        .map(|schemas| {
+            schemas
+                .iter()
+                .filter(|(_, s)| s.get("enum").is_some() && s["type"] == "string")
+                .map(|(name, _)| name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request

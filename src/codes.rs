@@ -9,7 +9,7 @@
 //! These types replace what progenitor would generate for the spec's string enums (see
 //! `build.rs`), so the generated REST types and the streams use them directly.
 
-use std::{borrow::Cow, fmt, str::FromStr};
+pub(crate) use std::{borrow::Cow, fmt, str::FromStr};
 
 /// Defines an open enum: the known codes plus `Unknown(String)`.
 macro_rules! open_enum {
@@ -58,13 +58,13 @@ macro_rules! open_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl $crate::codes::fmt::Display for $name {
+            fn fmt(&self, f: &mut $crate::codes::fmt::Formatter<'_>) -> $crate::codes::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl FromStr for $name {
+        impl $crate::codes::FromStr for $name {
             type Err = std::convert::Infallible;
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 Ok(Self::from_wire(text))
@@ -85,14 +85,14 @@ macro_rules! open_enum {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text: Cow<'de, str> = CowStr::deserialize(deserializer)?.0;
+                let text: $crate::codes::Cow<'de, str> = $crate::codes::CowStr::deserialize(deserializer)?.0;
                 Ok(Self::from_wire(&text))
             }
         }
 
         impl schemars::JsonSchema for $name {
-            fn schema_name() -> Cow<'static, str> {
-                Cow::Borrowed(stringify!($name))
+            fn schema_name() -> $crate::codes::Cow<'static, str> {
+                $crate::codes::Cow::Borrowed(stringify!($name))
             }
             fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 schemars::json_schema!({
@@ -105,8 +105,10 @@ macro_rules! open_enum {
     };
 }
 
+pub(crate) use open_enum;
+
 /// A string borrowed from the input where serde allows it.
-struct CowStr<'de>(Cow<'de, str>);
+pub(crate) struct CowStr<'de>(pub(crate) Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for CowStr<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

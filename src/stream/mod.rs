@@ -1,1 +1,3 @@
 //! The two WebSocket streams: brokerage updates and market data.
+
+pub mod protocol;

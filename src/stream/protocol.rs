@@ -1,0 +1,557 @@
+//! The JSON messages of both WebSocket streams, as serde types.
+//!
+//! **Our reconstruction.** Connect Trade documents the flow (welcome → authenticate within
+//! 30 s → subscribe) and the topics and channels, but the exact JSON is not published where
+//! we can read it. These types follow the API's conventions (snake_case, decimal strings,
+//! `action` on requests, `type` on server messages) and reuse the REST types for entities,
+//! so an order from the stream and an order from `GET /orders` are one type. The simulator
+//! speaks exactly this; the day the real format is known, this module is what changes.
+//!
+//! Forward compatibility: a server message whose `type` is unknown decodes into
+//! `Unknown(serde_json::Value)`; unknown fields are ignored; codes are open enums.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    codes::open_enum,
+    credentials::Secret,
+    rest::types::{Balance, Order, Position},
+};
+
+// ---------------------------------------------------------------------------------------------
+// Brokerage stream (wss://stream.connecttrade.com)
+// ---------------------------------------------------------------------------------------------
+
+open_enum! {
+    /// A topic of the brokerage stream.
+    Topic {
+        /// Order updates.
+        Orders = "orders",
+        /// Position updates.
+        Positions = "positions",
+        /// Balance updates.
+        Balances = "balances",
+    }
+}
+
+/// A message the client sends on the brokerage stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum BrokerageRequest {
+    /// Authenticates with the platform credentials; must come within 30 s of the welcome.
+    Authenticate {
+        /// The platform's client id.
+        client_id: String,
+        /// The platform's client secret.
+        client_secret: Secret,
+    },
+    /// Starts updates of these topics.
+    Subscribe {
+        /// The topics.
+        topics: Vec<Topic>,
+    },
+    /// Stops updates of these topics.
+    Unsubscribe {
+        /// The topics.
+        topics: Vec<Topic>,
+    },
+}
+
+/// Where an update belongs: which user and which account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UpdateMeta {
+    /// The user the update belongs to.
+    pub user_id: String,
+    /// The account the update belongs to.
+    pub account_id: String,
+    /// When the change happened at the server (inferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<DateTime<Utc>>,
+    /// A number that grows with every update of the session (inferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+}
+
+/// A message the server sends on the brokerage stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BrokerageMessage {
+    /// Sent first, on connect.
+    Welcome {
+        /// The server's text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The credentials were accepted.
+    Authenticated {},
+    /// Topics now subscribed.
+    Subscribed {
+        /// All topics subscribed after this request.
+        topics: Vec<Topic>,
+    },
+    /// Topics no longer subscribed.
+    Unsubscribed {
+        /// All topics still subscribed after this request.
+        topics: Vec<Topic>,
+    },
+    /// One changed order.
+    Order {
+        /// Whose.
+        #[serde(flatten)]
+        meta: UpdateMeta,
+        /// The order as it is now.
+        data: Box<Order>,
+    },
+    /// One changed position.
+    Position {
+        /// Whose.
+        #[serde(flatten)]
+        meta: UpdateMeta,
+        /// The position as it is now (quantity 0: closed).
+        data: Box<Position>,
+    },
+    /// One changed balance.
+    Balance {
+        /// Whose.
+        #[serde(flatten)]
+        meta: UpdateMeta,
+        /// The balance as it is now.
+        data: Box<Balance>,
+    },
+    /// Something went wrong; see `code`.
+    Error(StreamErrorMessage),
+    /// A message type this SDK does not know, kept whole.
+    #[serde(skip)]
+    Unknown(serde_json::Value),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Market data stream (wss://mdstream.connecttrade.com)
+// ---------------------------------------------------------------------------------------------
+
+open_enum! {
+    /// A channel of the market data stream.
+    Channel {
+        /// Level 1 bid/ask.
+        Quotes = "quotes",
+        /// Time and sales.
+        Trades = "trades",
+        /// OHLCV bars.
+        Bars = "bars",
+        /// Level 2 order book.
+        Depth = "depth",
+        /// Real-time options chain.
+        OptionsChain = "options_chain",
+    }
+}
+
+open_enum! {
+    /// Which trading session a trades subscription covers (inferred values).
+    TradingSession {
+        /// Regular hours only.
+        Regular = "regular",
+        /// Pre- and post-market only.
+        Extended = "extended",
+        /// Every session.
+        All = "all",
+    }
+}
+
+open_enum! {
+    /// A bar interval (inferred values).
+    BarInterval {
+        /// One minute.
+        Minute1 = "1m",
+        /// Five minutes.
+        Minute5 = "5m",
+        /// Fifteen minutes.
+        Minute15 = "15m",
+        /// One hour.
+        Hour1 = "1h",
+        /// One day.
+        Day1 = "1d",
+    }
+}
+
+/// The parameters of a subscription, by channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+pub struct SubscriptionParams {
+    /// `trades`: which session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<TradingSession>,
+    /// `bars`: the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<BarInterval>,
+    /// `bars`: how many past bars to send first (historical backfill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<u32>,
+    /// `depth`: how many price levels per side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<u32>,
+    /// `options_chain`: include Greeks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeks: Option<bool>,
+}
+
+/// A subscription: a channel, its symbols and parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Subscription {
+    /// The channel.
+    pub channel: Channel,
+    /// The symbols (underlyings for `options_chain`).
+    pub symbols: Vec<String>,
+    /// The channel's parameters.
+    #[serde(flatten)]
+    pub params: SubscriptionParams,
+}
+
+/// A message the client sends on the market data stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum MarketDataRequest {
+    /// Authenticates with the token of `GET /connections/{connection_id}/token`, within 30 s.
+    Authenticate {
+        /// The token.
+        token: Secret,
+    },
+    /// Subscribes symbols of a channel.
+    Subscribe(Subscription),
+    /// Unsubscribes symbols of a channel.
+    Unsubscribe {
+        /// The channel.
+        channel: Channel,
+        /// The symbols.
+        symbols: Vec<String>,
+    },
+    /// Asks for the current subscriptions; answered by `subscriptions` with the same
+    /// `request_id`.
+    ListSubscriptions {
+        /// Matches the reply to the request.
+        request_id: String,
+    },
+    /// Asks for historical bars without subscribing; answered by `snapshot` with the same
+    /// `request_id`.
+    Snapshot {
+        /// Matches the reply to the request.
+        request_id: String,
+        /// The symbol.
+        symbol: String,
+        /// The bar interval.
+        interval: BarInterval,
+        /// First bar start included.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<DateTime<Utc>>,
+        /// Bars starting before this time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<DateTime<Utc>>,
+        /// At most this many bars (the most recent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+}
+
+/// Level 1: best bid and ask.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Quote {
+    /// The symbol.
+    pub symbol: String,
+    /// Best bid price.
+    #[serde(default)]
+    pub bid: Option<Decimal>,
+    /// Size at the best bid.
+    #[serde(default)]
+    pub bid_size: Option<Decimal>,
+    /// Best ask price.
+    #[serde(default)]
+    pub ask: Option<Decimal>,
+    /// Size at the best ask.
+    #[serde(default)]
+    pub ask_size: Option<Decimal>,
+    /// When the quote was made.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// One trade (time and sales).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Trade {
+    /// The symbol.
+    pub symbol: String,
+    /// Trade price.
+    pub price: Decimal,
+    /// Trade size.
+    pub size: Decimal,
+    /// The session the trade happened in.
+    #[serde(default)]
+    pub session: Option<TradingSession>,
+    /// When the trade happened.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// One OHLCV bar.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Bar {
+    /// The symbol.
+    pub symbol: String,
+    /// The interval.
+    pub interval: BarInterval,
+    /// When the bar starts.
+    pub start: DateTime<Utc>,
+    /// Open price.
+    pub open: Decimal,
+    /// High price.
+    pub high: Decimal,
+    /// Low price.
+    pub low: Decimal,
+    /// Close price.
+    pub close: Decimal,
+    /// Volume.
+    pub volume: Decimal,
+    /// Whether this bar is historical backfill rather than live.
+    #[serde(default)]
+    pub backfill: bool,
+}
+
+/// One price level of a book.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PriceLevel {
+    /// Price.
+    pub price: Decimal,
+    /// Size at this price.
+    pub size: Decimal,
+}
+
+/// Level 2: the book, up to the subscribed number of levels per side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Depth {
+    /// The symbol.
+    pub symbol: String,
+    /// Bids, best first.
+    pub bids: Vec<PriceLevel>,
+    /// Asks, best first.
+    pub asks: Vec<PriceLevel>,
+    /// When the book was taken.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// Greeks of an option.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Greeks {
+    /// Delta.
+    pub delta: Decimal,
+    /// Gamma.
+    pub gamma: Decimal,
+    /// Theta (per day).
+    pub theta: Decimal,
+    /// Vega (per volatility point).
+    pub vega: Decimal,
+    /// Rho.
+    #[serde(default)]
+    pub rho: Option<Decimal>,
+    /// Implied volatility.
+    #[serde(default)]
+    pub implied_volatility: Option<Decimal>,
+}
+
+/// One contract of an options chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OptionContractQuote {
+    /// The underlying symbol.
+    pub underlying: String,
+    /// The OCC option symbol.
+    pub symbol: String,
+    /// Best bid.
+    #[serde(default)]
+    pub bid: Option<Decimal>,
+    /// Best ask.
+    #[serde(default)]
+    pub ask: Option<Decimal>,
+    /// Last trade price.
+    #[serde(default)]
+    pub last: Option<Decimal>,
+    /// Volume of the day.
+    #[serde(default)]
+    pub volume: Option<Decimal>,
+    /// Open interest.
+    #[serde(default)]
+    pub open_interest: Option<Decimal>,
+    /// Greeks, when subscribed with `greeks: true`.
+    #[serde(default)]
+    pub greeks: Option<Greeks>,
+    /// When the quote was made.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// A message the server sends on the market data stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MarketDataMessage {
+    /// Sent first, on connect.
+    Welcome {
+        /// The server's text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The token was accepted.
+    Authenticated {
+        /// When the token expires.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// Symbols now subscribed on a channel.
+    Subscribed(Subscription),
+    /// Symbols no longer subscribed on a channel.
+    Unsubscribed {
+        /// The channel.
+        channel: Channel,
+        /// The symbols.
+        symbols: Vec<String>,
+    },
+    /// The reply to `list_subscriptions`.
+    Subscriptions {
+        /// The request this answers.
+        request_id: String,
+        /// The current subscriptions.
+        subscriptions: Vec<Subscription>,
+    },
+    /// The reply to `snapshot`.
+    Snapshot {
+        /// The request this answers.
+        request_id: String,
+        /// The symbol.
+        symbol: String,
+        /// The bars, oldest first.
+        bars: Vec<Bar>,
+    },
+    /// A quote.
+    Quote(Quote),
+    /// A trade.
+    Trade(Trade),
+    /// A bar.
+    Bar(Bar),
+    /// A book.
+    Depth(Depth),
+    /// An options chain update for one contract.
+    OptionQuote(OptionContractQuote),
+    /// Something went wrong; see `code`.
+    Error(StreamErrorMessage),
+    /// A message type this SDK does not know, kept whole.
+    #[serde(skip)]
+    Unknown(serde_json::Value),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared
+// ---------------------------------------------------------------------------------------------
+
+open_enum! {
+    /// Why the server reported an error on a stream (inferred values).
+    ErrorCode {
+        /// The credentials or token were refused: terminal, do not reconnect with the same.
+        AuthFailed = "auth_failed",
+        /// No authenticate message within 30 s of the welcome.
+        AuthTimeout = "auth_timeout",
+        /// The market data token expired: fetch a new one.
+        TokenExpired = "token_expired",
+        /// Another session started with the same credentials and replaced this one.
+        SessionReplaced = "session_replaced",
+        /// The request was malformed or invalid.
+        InvalidRequest = "invalid_request",
+        /// Failure on the server's side.
+        Internal = "internal",
+    }
+}
+
+/// The body of an `error` message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StreamErrorMessage {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// The server's text.
+    #[serde(default)]
+    pub message: String,
+    /// The request this answers, for `list_subscriptions` and `snapshot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// WebSocket close codes the servers use (inferred): authentication refused.
+pub const CLOSE_AUTH_FAILED: u16 = 4001;
+/// Close code: no authentication within 30 s.
+pub const CLOSE_AUTH_TIMEOUT: u16 = 4002;
+/// Close code: another session with the same credentials replaced this one.
+pub const CLOSE_SESSION_REPLACED: u16 = 4003;
+/// Close code: the market data token expired.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4004;
+
+/// Decodes a server message of either stream, keeping an unknown `type` whole.
+pub trait ServerMessage: Sized + for<'de> Deserialize<'de> {
+    /// Wraps a message whose `type` is not known.
+    fn unknown(value: serde_json::Value) -> Self;
+
+    /// Decodes one text frame. A known type decodes directly; an unknown `type` gives
+    /// `Unknown` with the whole JSON; anything else (not JSON, no `type`, a known type with a
+    /// wrong shape) is an error.
+    fn decode(text: &str) -> Result<Self, serde_json::Error> {
+        match serde_json::from_str::<Self>(text) {
+            Ok(message) => Ok(message),
+            Err(error) => {
+                let value: serde_json::Value = serde_json::from_str(text)?;
+                let is_unknown_type = value
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| !Self::KNOWN_TYPES.contains(&t));
+                if is_unknown_type {
+                    Ok(Self::unknown(value))
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// The `type` values this SDK decodes.
+    const KNOWN_TYPES: &'static [&'static str];
+}
+
+impl ServerMessage for BrokerageMessage {
+    fn unknown(value: serde_json::Value) -> Self {
+        BrokerageMessage::Unknown(value)
+    }
+    const KNOWN_TYPES: &'static [&'static str] = &[
+        "welcome",
+        "authenticated",
+        "subscribed",
+        "unsubscribed",
+        "order",
+        "position",
+        "balance",
+        "error",
+    ];
+}
+
+impl ServerMessage for MarketDataMessage {
+    fn unknown(value: serde_json::Value) -> Self {
+        MarketDataMessage::Unknown(value)
+    }
+    const KNOWN_TYPES: &'static [&'static str] = &[
+        "welcome",
+        "authenticated",
+        "subscribed",
+        "unsubscribed",
+        "subscriptions",
+        "snapshot",
+        "quote",
+        "trade",
+        "bar",
+        "depth",
+        "option_quote",
+        "error",
+    ];
+}
