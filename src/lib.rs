@@ -39,3 +39,4 @@ pub mod rest {
 pub use client::{ConnectTrade, ConnectTradeBuilder, UserClient};
 pub use credentials::{PlatformCredentials, Secret, UserCredentials};
 pub use error::{Error, Result};
+pub use stream::{BrokerageStream, MarketDataStream};
