@@ -159,7 +159,11 @@ impl Conn {
     pub async fn expect_close(&mut self) -> Option<u16> {
         loop {
             match self.recv_raw().await {
-                Some(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Some(Message::Close(frame)) => {
+                    // Reading on sends our close reply, and ends when the socket does.
+                    while let Some(Ok(_)) = within("closing", self.ws.next()).await {}
+                    return frame.map(|f| u16::from(f.code));
+                }
                 None => return None,
                 Some(_) => continue,
             }
