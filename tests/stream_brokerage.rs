@@ -274,7 +274,9 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
     let mut server = Server::start().await;
     let (mut stream, mut conn) = connected(&mut server, fast(), &[Topic::Orders]).await;
     // Subscribed live, after connecting: must be replayed too.
-    stream.subscribe([Topic::Positions, Topic::Balances]).unwrap();
+    stream
+        .subscribe([Topic::Positions, Topic::Balances])
+        .unwrap();
     assert_eq!(
         conn.recv_json().await,
         json!({"action": "subscribe", "topics": ["positions", "balances"]})
@@ -297,15 +299,26 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
             BrokerageEvent::Connection(ConnectionEvent::Reconnecting {
                 attempt, delay, ..
             }) => {
-                assert_eq!(u64::from(attempt), round + 1, "attempts grow while sessions are short");
-                assert!(delay <= ms(5), "delay {delay:?} above the configured maximum");
+                assert_eq!(
+                    u64::from(attempt),
+                    round + 1,
+                    "attempts grow while sessions are short"
+                );
+                assert!(
+                    delay <= ms(5),
+                    "delay {delay:?} above the configured maximum"
+                );
             }
             other => panic!("round {round}: expected reconnecting, got {other:?}"),
         }
         conn = server.accept().await;
         let auth = conn.handshake().await;
         assert_eq!(auth["client_id"], "client-1");
-        assert_eq!(conn.recv_json().await, all, "round {round}: subscriptions replayed");
+        assert_eq!(
+            conn.recv_json().await,
+            all,
+            "round {round}: subscriptions replayed"
+        );
         assert!(matches!(
             next(&mut stream).await,
             BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })
@@ -394,8 +407,7 @@ async fn malformed_and_unknown_frames_do_not_end_the_stream() {
 #[tokio::test]
 async fn a_slow_consumer_sees_lagged_with_the_number_dropped() {
     let mut server = Server::start().await;
-    let (mut stream, mut conn) =
-        connected(&mut server, fast().buffer(4), &[Topic::Orders]).await;
+    let (mut stream, mut conn) = connected(&mut server, fast().buffer(4), &[Topic::Orders]).await;
     conn.send_many((0..100).map(|i| order_frame(i).to_string()))
         .await;
     conn.sync().await; // the client has read all 100 while nobody consumed
@@ -436,7 +448,11 @@ async fn a_replaced_session_is_terminal_and_says_so() {
         BrokerageEvent::Connection(ConnectionEvent::Terminated(error)) => {
             assert!(matches!(error, StreamError::SessionReplaced { .. }));
             assert!(error.is_terminal());
-            assert!(error.to_string().contains("one active session per credential pair"));
+            assert!(
+                error
+                    .to_string()
+                    .contains("one active session per credential pair")
+            );
         }
         other => panic!("expected termination, got {other:?}"),
     }
@@ -450,7 +466,9 @@ async fn close_code_4003_alone_is_a_replaced_session() {
     conn.close_with(4003, "replaced").await;
     assert!(matches!(
         next(&mut stream).await,
-        BrokerageEvent::Connection(ConnectionEvent::Terminated(StreamError::SessionReplaced { .. }))
+        BrokerageEvent::Connection(ConnectionEvent::Terminated(
+            StreamError::SessionReplaced { .. }
+        ))
     ));
     assert!(within("end", stream.next()).await.is_none());
 }
@@ -461,7 +479,10 @@ async fn close_is_graceful_and_final() {
     let (mut stream, mut conn) = connected(&mut server, fast(), &[Topic::Orders]).await;
     conn.send_json(order_frame(1)).await;
     conn.sync().await;
-    let ((), code) = within("close", async { tokio::join!(stream.close(), conn.expect_close()) }).await;
+    let ((), code) = within("close", async {
+        tokio::join!(stream.close(), conn.expect_close())
+    })
+    .await;
     assert_eq!(code, Some(1000));
     // Events received before the close are still delivered, then Closed, then the end.
     assert_eq!(order_sequence(&next(&mut stream).await), 1);
@@ -488,7 +509,11 @@ async fn dropping_the_stream_closes_the_connection() {
 #[tokio::test]
 async fn urls_and_unreachable_servers_fail_connect() {
     let builder = || BrokerageStream::builder(credentials()).config(fast());
-    for url in ["ws://example.com", "https://stream.example.com", "not a url"] {
+    for url in [
+        "ws://example.com",
+        "https://stream.example.com",
+        "not a url",
+    ] {
         let error = builder().url(url).connect().await.unwrap_err();
         assert!(matches!(error, StreamError::Config(_)), "{url}: {error:?}");
     }

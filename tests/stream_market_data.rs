@@ -9,8 +9,8 @@ use std::{str::FromStr, time::Duration};
 use connect_trade::{
     ConnectTrade, UserClient, UserCredentials,
     stream::{
-        Backoff, ConnectionEvent, MarketDataEvent, MarketDataStream, SnapshotRequest,
-        StreamConfig, StreamError,
+        Backoff, ConnectionEvent, MarketDataEvent, MarketDataStream, SnapshotRequest, StreamConfig,
+        StreamError,
         protocol::{BarInterval, Channel, Subscription, TradingSession},
     },
 };
@@ -100,7 +100,11 @@ async fn handshake_then_subscriptions_split_into_frames_of_100() {
         replayed.extend(frame_symbols(&frame));
         assert!(frame_symbols(&frame).len() <= 100);
     }
-    assert_eq!(replayed, symbols(250), "every symbol once, in frames of at most 100");
+    assert_eq!(
+        replayed,
+        symbols(250),
+        "every symbol once, in frames of at most 100"
+    );
     assert_eq!(
         conn.recv_json().await,
         json!({"action": "subscribe", "channel": "bars", "symbols": ["AAPL"],
@@ -129,9 +133,7 @@ async fn handshake_then_subscriptions_split_into_frames_of_100() {
         conn.recv_json().await,
         json!({"action": "subscribe", "channel": "options_chain", "symbols": ["TSLA"], "greeks": true})
     );
-    stream
-        .unsubscribe(Channel::Quotes, symbols(150))
-        .unwrap();
+    stream.unsubscribe(Channel::Quotes, symbols(150)).unwrap();
     let first = conn.recv_json().await;
     let second = conn.recv_json().await;
     assert_eq!(first["action"], "unsubscribe");
@@ -178,7 +180,9 @@ async fn replay_keeps_parameters_and_forgets_unsubscribed_symbols() {
     stream
         .subscribe(Subscription::bars(["MSFT"], BarInterval::Minute5))
         .unwrap();
-    stream.subscribe(Subscription::quotes(["AAPL", "NVDA"])).unwrap();
+    stream
+        .subscribe(Subscription::quotes(["AAPL", "NVDA"]))
+        .unwrap();
     stream.unsubscribe(Channel::Quotes, ["AAPL"]).unwrap();
     for _ in 0..4 {
         conn.recv_json().await;
@@ -280,7 +284,8 @@ async fn a_reply_that_never_comes_times_out_and_a_late_one_is_ignored() {
         "type": "subscriptions", "request_id": request["request_id"], "subscriptions": []
     }))
     .await;
-    conn.send_json(json!({"type": "quote", "symbol": "LATE"})).await;
+    conn.send_json(json!({"type": "quote", "symbol": "LATE"}))
+        .await;
     match next(&mut stream).await {
         MarketDataEvent::Quote(quote) => assert_eq!(quote.symbol, "LATE"),
         other => panic!("the late reply should be dropped quietly, got {other:?}"),
@@ -307,7 +312,8 @@ async fn an_error_reply_fails_its_request_only() {
         }
         other => panic!("expected the server's error, got {other:?}"),
     }
-    conn.send_json(json!({"type": "quote", "symbol": "OK"})).await;
+    conn.send_json(json!({"type": "quote", "symbol": "OK"}))
+        .await;
     assert!(matches!(next(&mut stream).await, MarketDataEvent::Quote(_)));
 }
 
@@ -473,7 +479,10 @@ async fn a_freshly_fetched_token_that_is_refused_is_terminal() {
     conn.send_json(json!({"type": "error", "code": "auth_failed", "message": "not entitled"}))
         .await;
     let error = within("connect()", connecting).await.unwrap().unwrap_err();
-    assert!(matches!(error, StreamError::AuthRejected { .. }), "{error:?}");
+    assert!(
+        matches!(error, StreamError::AuthRejected { .. }),
+        "{error:?}"
+    );
     assert_eq!(mock.calls_async().await, 1, "no second token for a refusal");
 }
 
@@ -495,7 +504,9 @@ async fn a_failing_token_endpoint_fails_connect() {
         .unwrap_err();
     match &error {
         StreamError::Token {
-            status, retryable, message,
+            status,
+            retryable,
+            message,
         } => {
             assert_eq!(*status, Some(404));
             assert!(!retryable);

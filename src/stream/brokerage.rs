@@ -7,15 +7,13 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::sync::mpsc;
-
 use super::{
     BROKERAGE_STREAM_URL, ConnectionEvent, StreamConfig,
     connection::{self, Control, CoreEvent, End, Handled, Protocol, Step},
     encode,
     error::{ErrorClass, StreamError, classify},
     protocol::{BrokerageMessage, BrokerageRequest, StreamErrorMessage, Topic, UpdateMeta},
-    stream_url,
+    queue, stream_url,
 };
 use crate::{
     client::ConnectTrade,
@@ -172,9 +170,7 @@ impl Protocol for BrokerageProtocol {
             }
             BrokerageMessage::Error(error) => match error_end(error) {
                 Ok(end) => Handled::End(end),
-                Err(error) => {
-                    Handled::Control(BrokerageEvent::Error(StreamError::Server(error)))
-                }
+                Err(error) => Handled::Control(BrokerageEvent::Error(StreamError::Server(error))),
             },
             BrokerageMessage::Unknown(value) => Handled::Data(BrokerageEvent::Unknown(value)),
             BrokerageMessage::Welcome { .. } | BrokerageMessage::Authenticated {} => {
@@ -274,7 +270,7 @@ impl BrokerageStreamBuilder {
 /// ```
 pub struct BrokerageStream {
     handle: BrokerageHandle,
-    events: mpsc::Receiver<BrokerageEvent>,
+    events: queue::Receiver<BrokerageEvent>,
 }
 
 impl fmt::Debug for BrokerageStream {

@@ -5,9 +5,9 @@
 //! wait for the welcome → authenticate → replay the desired subscriptions (kept by the
 //! [`Protocol`], which knows the messages of one stream).
 
-use std::{collections::VecDeque, future::Future, time::Duration};
+use std::{future::Future, time::Duration};
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::{
     net::TcpStream,
     sync::{mpsc, oneshot},
@@ -27,6 +27,7 @@ use super::{
     config::Overflow,
     error::{StreamError, decode_error},
     protocol::ServerMessage,
+    queue::{self, Gone},
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -118,128 +119,44 @@ pub(crate) trait Protocol: Send + 'static {
     }
 }
 
-/// At most this many must-see events wait for a lagging consumer; beyond it they are
-/// counted as dropped too.
-const PENDING_CAP: usize = 256;
 /// After this many frames in a row, commands and timers get a turn even under a flood.
 const BURST: u32 = 64;
 
-enum Pending<E> {
-    Event(E),
-    Lagged(u64),
-}
-
-/// The consumer side: a bounded channel, plus the must-see events and the lag count waiting
-/// for room.
+/// The consumer side: the event queue, in the configured overflow mode.
 struct Outbox<E> {
-    tx: mpsc::Sender<E>,
+    tx: queue::Sender<E>,
     backpressure: bool,
-    pending: VecDeque<Pending<E>>,
-    lagged: fn(u64) -> E,
 }
-
-/// The consumer is gone.
-struct Gone;
 
 impl<E> Outbox<E> {
-    fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    fn materialize(&self, pending: Pending<E>) -> E {
-        match pending {
-            Pending::Event(event) => event,
-            Pending::Lagged(dropped) => (self.lagged)(dropped),
-        }
-    }
-
-    /// Delivers what waits, while there is room.
-    fn flush(&mut self) -> Result<(), Gone> {
-        while self.tx.capacity() > 0 {
-            let Some(front) = self.pending.pop_front() else {
-                break;
-            };
-            let event = self.materialize(front);
-            match self.tx.try_send(event) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.pending.push_front(Pending::Event(event));
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Gone),
-            }
-        }
-        Ok(())
-    }
-
-    fn count_drop(&mut self) {
-        match self.pending.back_mut() {
-            Some(Pending::Lagged(dropped)) => *dropped += 1,
-            _ => self.pending.push_back(Pending::Lagged(1)),
-        }
-    }
-
-    /// A data event: dropped and counted if the consumer lags (in `Lag` mode).
+    /// A data event: dropped and counted if the consumer lags (in `Lag` mode). The consumer
+    /// is woken by `commit`, once per burst of frames.
     async fn data(&mut self, event: E) -> Result<(), Gone> {
         if self.backpressure {
-            return self.tx.send(event).await.map_err(|_| Gone);
+            self.tx.push_wait(event).await
+        } else {
+            self.tx.push_data(event)
         }
-        if !self.pending.is_empty() {
-            self.flush()?;
-        }
-        if self.pending.is_empty() {
-            match self.tx.try_send(event) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {}
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Gone),
-            }
-        }
-        self.count_drop();
-        Ok(())
     }
 
-    /// A must-see event: queued (bounded) if the consumer lags.
+    /// A must-see event, delivered at once.
     async fn control(&mut self, event: E) -> Result<(), Gone> {
         if self.backpressure {
-            return self.tx.send(event).await.map_err(|_| Gone);
-        }
-        self.flush()?;
-        if self.pending.is_empty() {
-            match self.tx.try_send(event) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.pending.push_back(Pending::Event(event))
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Gone),
-            }
-        } else if self.pending.len() < PENDING_CAP {
-            self.pending.push_back(Pending::Event(event));
+            self.tx.push_wait(event).await?;
+            self.tx.commit();
+            Ok(())
         } else {
-            self.count_drop();
-        }
-        Ok(())
-    }
-
-    /// Delivers one waiting event into a reserved slot.
-    fn deliver(&mut self, permit: mpsc::OwnedPermit<E>) {
-        if let Some(front) = self.pending.pop_front() {
-            let event = match front {
-                Pending::Event(event) => event,
-                Pending::Lagged(dropped) => (self.lagged)(dropped),
-            };
-            permit.send(event);
+            self.tx.push_control(event)
         }
     }
 
-    /// The last event: waits for the consumer to take everything.
-    async fn finish(&mut self, last: E) {
-        while let Some(front) = self.pending.pop_front() {
-            let event = self.materialize(front);
-            if self.tx.send(event).await.is_err() {
-                return;
-            }
-        }
-        let _ = self.tx.send(last).await;
+    fn commit(&mut self) {
+        self.tx.commit();
+    }
+
+    /// The last event.
+    fn finish(&mut self, last: E) {
+        self.tx.push_last(last);
     }
 }
 
@@ -282,9 +199,11 @@ pub(crate) async fn start<P: Protocol>(
     protocol: P,
     url: Url,
     config: StreamConfig,
-) -> Result<(Control<P::Command>, mpsc::Receiver<P::Event>), StreamError> {
+) -> Result<(Control<P::Command>, queue::Receiver<P::Event>), StreamError> {
     let (command_tx, commands) = mpsc::unbounded_channel();
-    let (event_tx, events) = mpsc::channel(config.buffer);
+    let (event_tx, events) = queue::channel(config.buffer, |dropped| {
+        P::event(CoreEvent::Lagged(dropped))
+    });
     let (ready_tx, ready) = oneshot::channel();
     let core = Core {
         protocol,
@@ -292,8 +211,6 @@ pub(crate) async fn start<P: Protocol>(
         out: Outbox {
             tx: event_tx,
             backpressure: config.overflow == Overflow::Backpressure,
-            pending: VecDeque::new(),
-            lagged: |dropped| P::event(CoreEvent::Lagged(dropped)),
         },
         config,
         commands,
@@ -403,9 +320,7 @@ impl<P: Protocol> Core<P> {
     /// The last event, then the close acknowledgements.
     async fn finish(mut self, event: ConnectionEvent) {
         self.commands.close();
-        self.out
-            .finish(P::event(CoreEvent::Connection(event)))
-            .await;
+        self.out.finish(P::event(CoreEvent::Connection(event)));
         for ack in self.close_acks.drain(..) {
             let _ = ack.send(());
         }
@@ -483,21 +398,32 @@ impl<P: Protocol> Core<P> {
         let timer = sleep_until(next_ping.min(last_rx + idle));
         tokio::pin!(timer);
         let mut frames = Vec::new();
-        let mut burst = 0u32;
         loop {
             let renew_at = self.protocol.renew_at();
             let mut housekeeping = false;
             tokio::select! {
                 biased;
                 frame = socket.next() => {
-                    last_rx = Instant::now();
                     if let Some(end) = self.on_frame(frame).await {
+                        self.out.commit();
                         return end;
                     }
-                    burst += 1;
+                    // Take every frame already read, then wake the consumer once.
+                    let mut burst = 1;
+                    while burst < BURST {
+                        let Some(frame) = socket.next().now_or_never() else {
+                            break;
+                        };
+                        if let Some(end) = self.on_frame(frame).await {
+                            self.out.commit();
+                            return end;
+                        }
+                        burst += 1;
+                    }
+                    self.out.commit();
+                    last_rx = Instant::now();
                     if burst >= BURST {
                         // Under a flood the other branches are not polled: give them a turn.
-                        burst = 0;
                         while let Ok(command) = self.commands.try_recv() {
                             if let Some(end) =
                                 self.on_command(Some(command), &mut socket, &mut frames).await
@@ -514,10 +440,6 @@ impl<P: Protocol> Core<P> {
                     }
                 }
                 () = &mut timer => housekeeping = true,
-                permit = self.out.tx.clone().reserve_owned(), if self.out.has_pending() => match permit {
-                    Ok(permit) => self.out.deliver(permit),
-                    Err(_) => return End::Closed,
-                },
                 () = sleep_until(renew_at.unwrap_or(last_rx)), if renew_at.is_some() => {
                     match self.protocol.renew().await {
                         Ok(()) => return End::RetryNow(StreamError::TokenRenewal),
@@ -565,7 +487,10 @@ impl<P: Protocol> Core<P> {
             Some(Command::Protocol(command)) => {
                 self.protocol.command(command, frames);
                 let deadline = Instant::now() + self.config.handshake_timeout;
-                send_all(socket, frames, deadline).await.err().map(End::Retry)
+                send_all(socket, frames, deadline)
+                    .await
+                    .err()
+                    .map(End::Retry)
             }
         }
     }
@@ -588,9 +513,9 @@ impl<P: Protocol> Core<P> {
                 Handled::End(self.protocol.closed_by_server(code, reason))
             }
             Some(Ok(_)) => Handled::Nothing,
-            Some(Err(error)) => Handled::End(End::Retry(StreamError::Disconnected(
-                error.to_string(),
-            ))),
+            Some(Err(error)) => {
+                Handled::End(End::Retry(StreamError::Disconnected(error.to_string())))
+            }
             None => Handled::End(End::Retry(StreamError::Disconnected(
                 "the server closed the connection".to_string(),
             ))),
@@ -632,7 +557,11 @@ async fn handshake<P: Protocol>(
         tokio_tungstenite::connect_async_with_config(url.as_str(), None, true),
     )
     .await
-    .map_err(|_| End::Retry(StreamError::HandshakeTimeout(format!("connecting to {url}"))))?
+    .map_err(|_| {
+        End::Retry(StreamError::HandshakeTimeout(format!(
+            "connecting to {url}"
+        )))
+    })?
     .map_err(|error| End::Retry(StreamError::Connect(format!("{url}: {error}"))))?;
     await_step(&mut socket, protocol, deadline, Expect::Welcome).await?;
     send_one(&mut socket, Message::text(authenticate), deadline)
@@ -702,10 +631,16 @@ async fn await_step<P: Protocol>(
     }
 }
 
-async fn send_one(socket: &mut Socket, message: Message, deadline: Instant) -> Result<(), StreamError> {
+async fn send_one(
+    socket: &mut Socket,
+    message: Message,
+    deadline: Instant,
+) -> Result<(), StreamError> {
     match timeout_at(deadline, socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(StreamError::Disconnected(format!("sending failed: {error}"))),
+        Ok(Err(error)) => Err(StreamError::Disconnected(format!(
+            "sending failed: {error}"
+        ))),
         Err(_) => Err(StreamError::Disconnected(
             "sending timed out: the server is not reading".to_string(),
         )),
@@ -729,7 +664,9 @@ async fn send_all(
     };
     match timeout_at(deadline, work).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(StreamError::Disconnected(format!("sending failed: {error}"))),
+        Ok(Err(error)) => Err(StreamError::Disconnected(format!(
+            "sending failed: {error}"
+        ))),
         Err(_) => Err(StreamError::Disconnected(
             "sending timed out: the server is not reading".to_string(),
         )),

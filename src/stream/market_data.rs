@@ -14,10 +14,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use tokio::{
-    sync::{mpsc, oneshot},
-    time::Instant,
-};
+use tokio::{sync::oneshot, time::Instant};
 
 use super::{
     ConnectionEvent, MARKET_DATA_STREAM_URL, StreamConfig,
@@ -29,7 +26,7 @@ use super::{
         MarketDataMessage, MarketDataRequest, OptionContractQuote, Quote, StreamErrorMessage,
         Subscription, SubscriptionParams, Trade,
     },
-    stream_url,
+    queue, stream_url,
 };
 use crate::{client::UserClient, credentials::Secret};
 
@@ -317,7 +314,8 @@ impl Protocol for MarketDataProtocol {
                         // The server's word on the expiry wins if it is earlier.
                         if let Some(at) = expires_at {
                             let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                            let at = Instant::now() + left.saturating_sub(source.margin.min(left / 2));
+                            let at =
+                                Instant::now() + left.saturating_sub(source.margin.min(left / 2));
                             held.refresh_at = held.refresh_at.min(at);
                         }
                     }
@@ -352,7 +350,8 @@ impl Protocol for MarketDataProtocol {
                 );
             }
         }
-        self.requests.retain(|_, pending| !pending.reply.is_closed());
+        self.requests
+            .retain(|_, pending| !pending.reply.is_closed());
         frames.extend(self.requests.values().map(|pending| pending.frame.clone()));
     }
 
@@ -395,7 +394,8 @@ impl Protocol for MarketDataProtocol {
                 }
             }
             MarketDataCommand::Request { id, frame, reply } => {
-                self.requests.retain(|_, pending| !pending.reply.is_closed());
+                self.requests
+                    .retain(|_, pending| !pending.reply.is_closed());
                 frames.push(frame.clone());
                 self.requests.insert(id, PendingRequest { frame, reply });
             }
@@ -636,7 +636,7 @@ impl MarketDataStreamBuilder {
 /// ```
 pub struct MarketDataStream {
     handle: MarketDataHandle,
-    events: mpsc::Receiver<MarketDataEvent>,
+    events: queue::Receiver<MarketDataEvent>,
 }
 
 impl fmt::Debug for MarketDataStream {
@@ -772,7 +772,10 @@ impl MarketDataHandle {
         let frame = encode(&MarketDataRequest::ListSubscriptions {
             request_id: request_id.clone(),
         });
-        match self.request("list_subscriptions", request_id, frame).await? {
+        match self
+            .request("list_subscriptions", request_id, frame)
+            .await?
+        {
             MarketDataMessage::Subscriptions { subscriptions, .. } => Ok(subscriptions),
             other => Err(unexpected("list_subscriptions", &other)),
         }
@@ -828,7 +831,12 @@ impl MarketDataHandle {
 fn unexpected(request: &'static str, message: &MarketDataMessage) -> StreamError {
     let got = serde_json::to_value(message)
         .ok()
-        .and_then(|value| value.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .and_then(|value| {
+            value
+                .get("type")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "an unknown message".to_string());
     StreamError::UnexpectedReply { request, got }
 }

@@ -33,6 +33,7 @@ mod connection;
 mod error;
 mod market_data;
 pub mod protocol;
+mod queue;
 
 use std::time::Duration;
 
@@ -40,8 +41,7 @@ pub use brokerage::{BrokerageEvent, BrokerageHandle, BrokerageStream, BrokerageS
 pub use config::{Backoff, Overflow, StreamConfig};
 pub use error::StreamError;
 pub use market_data::{
-    MarketDataEvent, MarketDataHandle, MarketDataStream, MarketDataStreamBuilder,
-    SnapshotRequest,
+    MarketDataEvent, MarketDataHandle, MarketDataStream, MarketDataStreamBuilder, SnapshotRequest,
 };
 
 /// The production brokerage stream.

@@ -229,7 +229,10 @@ impl Subscription {
     }
 
     /// Bars of these symbols at `interval`; add history with [`Subscription::backfill`].
-    pub fn bars<S: Into<String>>(symbols: impl IntoIterator<Item = S>, interval: BarInterval) -> Self {
+    pub fn bars<S: Into<String>>(
+        symbols: impl IntoIterator<Item = S>,
+        interval: BarInterval,
+    ) -> Self {
         let mut subscription = Self::new(Channel::Bars, symbols);
         subscription.params.interval = Some(interval);
         subscription

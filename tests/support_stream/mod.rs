@@ -133,9 +133,12 @@ impl Conn {
 
     /// Sends a ping and waits for its pong: everything sent before has been read by the client.
     pub async fn sync(&mut self) {
-        within("sending a ping", self.ws.send(Message::Ping(b"sync".to_vec().into())))
-            .await
-            .expect("ping");
+        within(
+            "sending a ping",
+            self.ws.send(Message::Ping(b"sync".to_vec().into())),
+        )
+        .await
+        .expect("ping");
         loop {
             match self.recv_raw().await {
                 Some(Message::Pong(payload)) if &payload[..] == b"sync" => return,
