@@ -283,14 +283,14 @@ impl<P: Protocol> Core<P> {
             tracing::debug!(error = %reason, "stream connection ended");
             let immediate = now && attempt == 0;
             attempt += 1;
-            if let Some(max) = self.config.max_attempts {
-                if attempt > max {
-                    let error = StreamError::GaveUp {
-                        attempts: attempt - 1,
-                        last: Box::new(reason),
-                    };
-                    return self.finish(ConnectionEvent::Terminated(error)).await;
-                }
+            if let Some(max) = self.config.max_attempts
+                && attempt > max
+            {
+                let error = StreamError::GaveUp {
+                    attempts: attempt - 1,
+                    last: Box::new(reason),
+                };
+                return self.finish(ConnectionEvent::Terminated(error)).await;
             }
             let delay = if immediate {
                 Duration::ZERO

@@ -286,14 +286,14 @@ impl Protocol for MarketDataProtocol {
         let token = match &mut self.source {
             TokenSource::Fixed(token) => token.clone(),
             TokenSource::Connection(source) => {
-                if source.needs_fetch() {
-                    if let Err(error) = source.fetch().await {
-                        return Err(if error.is_terminal() {
-                            End::Terminal(error)
-                        } else {
-                            End::Retry(error)
-                        });
-                    }
+                if source.needs_fetch()
+                    && let Err(error) = source.fetch().await
+                {
+                    return Err(if error.is_terminal() {
+                        End::Terminal(error)
+                    } else {
+                        End::Retry(error)
+                    });
                 }
                 match &source.held {
                     Some(held) => held.secret.clone(),
@@ -308,16 +308,15 @@ impl Protocol for MarketDataProtocol {
         match message {
             MarketDataMessage::Welcome { .. } => Step::Welcome,
             MarketDataMessage::Authenticated { expires_at } => {
-                if let TokenSource::Connection(source) = &mut self.source {
-                    if let Some(held) = &mut source.held {
-                        held.fresh = false;
-                        // The server's word on the expiry wins if it is earlier.
-                        if let Some(at) = expires_at {
-                            let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                            let at =
-                                Instant::now() + left.saturating_sub(source.margin.min(left / 2));
-                            held.refresh_at = held.refresh_at.min(at);
-                        }
+                if let TokenSource::Connection(source) = &mut self.source
+                    && let Some(held) = &mut source.held
+                {
+                    held.fresh = false;
+                    // The server's word on the expiry wins if it is earlier.
+                    if let Some(at) = expires_at {
+                        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                        let at = Instant::now() + left.saturating_sub(source.margin.min(left / 2));
+                        held.refresh_at = held.refresh_at.min(at);
                     }
                 }
                 Step::Authenticated
@@ -427,11 +426,11 @@ impl Protocol for MarketDataProtocol {
                 Handled::Control(MarketDataEvent::Unsubscribed { channel, symbols })
             }
             MarketDataMessage::Error(error) => {
-                if let Some(id) = error.request_id.clone() {
-                    if self.requests.contains_key(&id) {
-                        self.resolve(&id, Err(StreamError::Server(error)));
-                        return Handled::Nothing;
-                    }
+                if let Some(id) = error.request_id.clone()
+                    && self.requests.contains_key(&id)
+                {
+                    self.resolve(&id, Err(StreamError::Server(error)));
+                    return Handled::Nothing;
                 }
                 match self.on_error(error) {
                     Ok(end) => Handled::End(end),
