@@ -45,12 +45,11 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Named options (`--name value`, or `--flag` with an empty value) and positional arguments.
+type Parsed<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 /// `--name value` options; everything else positional.
-fn options<'a>(
-    args: &[&'a str],
-    names: &[&str],
-    flags: &[&str],
-) -> Result<(Vec<(&'a str, &'a str)>, Vec<&'a str>), String> {
+fn options<'a>(args: &[&'a str], names: &[&str], flags: &[&str]) -> Result<Parsed<'a>, String> {
     let mut named = Vec::new();
     let mut positional = Vec::new();
     let mut iter = args.iter();

@@ -23,18 +23,32 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+/// Whether a note is a change the normalizer made or something left for a human.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NoteKind {
+    /// The document was changed.
+    Changed,
+    /// Left as is: a human should look (it would be reported again on the next run).
+    Check,
+}
+
 /// One change the normalizer made, or one thing it wants a human to look at.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Note {
     /// Where, as a dotted path into the document (`components.schemas.Order.properties.qty`).
     pub location: String,
+    /// Changed, or to check.
+    pub kind: NoteKind,
     /// What was done or what to check.
     pub message: String,
 }
 
 impl std::fmt::Display for Note {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.location, self.message)
+        match self.kind {
+            NoteKind::Changed => write!(f, "{}: {}", self.location, self.message),
+            NoteKind::Check => write!(f, "{}: CHECK: {}", self.location, self.message),
+        }
     }
 }
 
@@ -162,6 +176,15 @@ impl Ctx {
     fn note(&mut self, location: impl Into<String>, message: impl Into<String>) {
         self.notes.insert(Note {
             location: location.into(),
+            kind: NoteKind::Changed,
+            message: message.into(),
+        });
+    }
+
+    fn check(&mut self, location: impl Into<String>, message: impl Into<String>) {
+        self.notes.insert(Note {
+            location: location.into(),
+            kind: NoteKind::Check,
             message: message.into(),
         });
     }
@@ -205,17 +228,17 @@ fn top_level(doc: &mut Value, ctx: &mut Ctx) {
         if info.remove("summary").is_some() {
             ctx.note("info.summary", "OpenAPI 3.1 only: dropped");
         }
-        if let Some(license) = info.get_mut("license").and_then(Value::as_object_mut) {
-            if license.remove("identifier").is_some() {
-                ctx.note("info.license.identifier", "OpenAPI 3.1 only: dropped");
-            }
+        if let Some(license) = info.get_mut("license").and_then(Value::as_object_mut)
+            && license.remove("identifier").is_some()
+        {
+            ctx.note("info.license.identifier", "OpenAPI 3.1 only: dropped");
         }
     }
     map.entry("paths").or_insert_with(|| json!({}));
-    if let Some(components) = map.get_mut("components").and_then(Value::as_object_mut) {
-        if components.remove("pathItems").is_some() {
-            ctx.note("components.pathItems", "OpenAPI 3.1 only: dropped");
-        }
+    if let Some(components) = map.get_mut("components").and_then(Value::as_object_mut)
+        && components.remove("pathItems").is_some()
+    {
+        ctx.note("components.pathItems", "OpenAPI 3.1 only: dropped");
     }
 }
 
@@ -331,7 +354,7 @@ fn walk_schema(schema: &mut Value, loc: &str, prop: Option<&str>, ctx: &mut Ctx)
         let is_string_enum =
             map.get("type").and_then(Value::as_str) == Some("string") && map.contains_key("enum");
         if is_string_enum {
-            ctx.note(
+            ctx.check(
                 loc,
                 "inline string enum generates a closed Rust enum: move it to components.schemas \
                  and add an open enum of the same name in src/codes.rs",
@@ -339,10 +362,10 @@ fn walk_schema(schema: &mut Value, loc: &str, prop: Option<&str>, ctx: &mut Ctx)
         }
     }
     for key in ["items", "not", "additionalProperties"] {
-        if let Some(child) = map.get_mut(key) {
-            if child.is_object() {
-                walk_schema(child, &format!("{loc}.{key}"), None, ctx);
-            }
+        if let Some(child) = map.get_mut(key)
+            && child.is_object()
+        {
+            walk_schema(child, &format!("{loc}.{key}"), None, ctx);
         }
     }
     for key in ["allOf", "anyOf", "oneOf"] {
@@ -472,7 +495,7 @@ fn field_format(map: &mut Map<String, Value>, name: &str, loc: &str, ctx: &mut C
     let ty = map.get("type").and_then(Value::as_str);
     if ty != Some("string") {
         if format == "decimal" && matches!(ty, Some("number" | "integer")) {
-            ctx.note(
+            ctx.check(
                 loc,
                 "money/quantity field declared as a JSON number: kept, check it (Connect Trade \
                  sends decimal strings)",
@@ -485,7 +508,7 @@ fn field_format(map: &mut Map<String, Value>, name: &str, loc: &str, ctx: &mut C
         current,
         None | Some("decimal" | "number" | "double" | "float" | "password")
     ) {
-        ctx.note(
+        ctx.check(
             loc,
             format!(
                 "{what} field name but `format: {}`: left as is",
@@ -533,10 +556,10 @@ fn operations(doc: &mut Value, ctx: &mut Ctx) {
     if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
         for item in paths.values() {
             for method in METHODS {
-                if let Some(id) = item.pointer(&format!("/{method}/operationId")) {
-                    if let Some(id) = id.as_str() {
-                        used_ids.insert(id.to_string());
-                    }
+                if let Some(id) = item.pointer(&format!("/{method}/operationId"))
+                    && let Some(id) = id.as_str()
+                {
+                    used_ids.insert(id.to_string());
                 }
             }
         }
@@ -654,10 +677,11 @@ fn existing_header_schemes(doc: &Value) -> BTreeMap<String, String> {
         .and_then(Value::as_object)
     {
         for (name, scheme) in schemes {
-            if scheme["type"] == "apiKey" && scheme["in"] == "header" {
-                if let Some(header) = scheme["name"].as_str() {
-                    out.insert(header.to_ascii_lowercase(), name.clone());
-                }
+            if scheme["type"] == "apiKey"
+                && scheme["in"] == "header"
+                && let Some(header) = scheme["name"].as_str()
+            {
+                out.insert(header.to_ascii_lowercase(), name.clone());
             }
         }
     }
@@ -736,7 +760,7 @@ fn query_arrays(params: &mut Value, components: &Value, loc: &str, ctx: &mut Ctx
     for param in list.iter_mut() {
         if param.get("$ref").is_some() {
             if resolve_param(param, components)["schema"]["type"] == "array" {
-                ctx.note(
+                ctx.check(
                     loc,
                     "array query parameter behind a $ref: left as is, inline it to convert",
                 );
@@ -839,18 +863,16 @@ fn normalize_responses(responses: &mut Map<String, Value>, loc: &str, ctx: &mut 
         }
     }
     let has_success = responses.keys().any(|c| is_success(c));
-    if has_success {
-        if let Some(default) = responses.remove("default") {
-            for class in ["4XX", "5XX"] {
-                if !responses.contains_key(class) {
-                    responses.insert(class.into(), default.clone());
-                }
+    if has_success && let Some(default) = responses.remove("default") {
+        for class in ["4XX", "5XX"] {
+            if !responses.contains_key(class) {
+                responses.insert(class.into(), default.clone());
             }
-            ctx.note(
-                loc,
-                "`default` response next to a success became `4XX` and `5XX`",
-            );
         }
+        ctx.note(
+            loc,
+            "`default` response next to a success became `4XX` and `5XX`",
+        );
     }
     // Errors: one schema, under 4XX and 5XX only.
     let errors: Vec<String> = responses.keys().filter(|c| is_error(c)).cloned().collect();

@@ -54,7 +54,9 @@ fn tidy(tokens: impl ToTokens) -> String {
         }
     }
     // `T: ::std::…` lost its space above; a trailing comma in generics is noise.
-    text.replace(":::", ": ::").replace(",>", ">")
+    text.replace(":::", ": ::")
+        .replace(",>", ">")
+        .replace(",(", ", (")
 }
 
 fn derives(attrs: &[syn::Attribute]) -> String {
@@ -133,7 +135,11 @@ fn signature(sig: &syn::Signature) -> String {
         .collect();
     let mut text = format!(
         "{}{}{}({})",
-        if sig.asyncness.is_some() { "async " } else { "" },
+        if sig.asyncness.is_some() {
+            "async "
+        } else {
+            ""
+        },
         sig.ident,
         tidy(&sig.generics),
         inputs.join(", ")
@@ -217,7 +223,9 @@ fn items(lines: &mut Vec<String>, prefix: &str, list: &[Item]) {
                 ));
             }
             Item::Use(u) if is_pub(&u.vis) => {
-                lines.push(format!("use {}", qualify(prefix, &tidy(&u.tree))));
+                let module = prefix.trim_end_matches("::");
+                let module = if module.is_empty() { "root" } else { module };
+                lines.push(format!("use in {module}: {}", tidy(&u.tree)));
             }
             Item::Trait(t) if is_pub(&t.vis) => {
                 let name = format!("{prefix}{}", t.ident);
@@ -244,11 +252,9 @@ fn items(lines: &mut Vec<String>, prefix: &str, list: &[Item]) {
                         ImplItem::Fn(f) if is_pub(&f.vis) => {
                             lines.push(format!("method {self_ty}::{}", signature(&f.sig)))
                         }
-                        ImplItem::Const(c) if is_pub(&c.vis) => lines.push(format!(
-                            "const {self_ty}::{}: {}",
-                            c.ident,
-                            tidy(&c.ty)
-                        )),
+                        ImplItem::Const(c) if is_pub(&c.vis) => {
+                            lines.push(format!("const {self_ty}::{}: {}", c.ident, tidy(&c.ty)))
+                        }
                         _ => {}
                     }
                 }
