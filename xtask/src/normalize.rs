@@ -166,7 +166,7 @@ const DROPPED_SCHEMA_KEYWORDS: &[&str] = &[
 
 /// Keys that stop progenitor's `with_conversion` from matching a `{type: string, format}`
 /// schema exactly; removed from the schemas marked decimal or password.
-const CONVERSION_BLOCKERS: &[&str] = &["pattern", "minLength", "maxLength", "enum"];
+const CONVERSION_BLOCKERS: &[&str] = &["pattern", "minLength", "maxLength"];
 
 struct Ctx {
     notes: BTreeSet<Note>,
@@ -201,6 +201,7 @@ pub fn normalize(doc: &Value) -> Normalized {
         walk_schema(schema, loc, None, &mut ctx)
     });
     operations(&mut doc, &mut ctx);
+    hoist_inline_enums(&mut doc, &mut ctx);
     Normalized {
         document: crate::json::sorted(&doc),
         notes: ctx.notes.into_iter().collect(),
@@ -351,15 +352,6 @@ fn walk_schema(schema: &mut Value, loc: &str, prop: Option<&str>, ctx: &mut Ctx)
     }
     if let Some(name) = prop {
         field_format(map, name, loc, ctx);
-        let is_string_enum =
-            map.get("type").and_then(Value::as_str) == Some("string") && map.contains_key("enum");
-        if is_string_enum {
-            ctx.check(
-                loc,
-                "inline string enum generates a closed Rust enum: move it to components.schemas \
-                 and add an open enum of the same name in src/codes.rs",
-            );
-        }
     }
     for key in ["items", "not", "additionalProperties"] {
         if let Some(child) = map.get_mut(key)
@@ -449,6 +441,14 @@ fn down_convert(map: &mut Map<String, Value>, loc: &str, ctx: &mut Ctx) {
         } else {
             map.insert("$ref".into(), reference);
         }
+    }
+    // `enum: [a, b, null]`: null is how 3.1 spells a nullable enum.
+    if let Some(Value::Array(values)) = map.get_mut("enum")
+        && values.iter().any(Value::is_null)
+    {
+        values.retain(|v| !v.is_null());
+        map.insert("nullable".into(), Value::Bool(true));
+        ctx.note(loc, "`null` enum value converted to `nullable`");
     }
     if let Some(value) = map.remove("const") {
         map.entry("enum").or_insert_with(|| json!([value]));
@@ -733,7 +733,17 @@ fn take_auth_headers(
                 schemes.insert(lower.clone(), name.clone());
                 name
             }
-            None => return true,
+            None => {
+                ctx.check(
+                    loc,
+                    format!(
+                        "header parameter `{header}` kept: every call of the operation gets a \
+                         setter for it; if it is sent on every request (e.g. `api-version`), \
+                         send it from the client instead"
+                    ),
+                );
+                return true;
+            }
         };
         if let Some(component) = param
             .get("$ref")
@@ -921,5 +931,238 @@ fn normalize_responses(responses: &mut Map<String, Value>, loc: &str, ctx: &mut 
         let class_code = format!("{class}XX");
         ctx.note(loc, format!("error responses collapsed into {class_code}"));
         responses.insert(class_code, merged);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inline string enums
+
+struct Hoist {
+    /// Sorted values of each component string enum → its name.
+    known: BTreeMap<Vec<String>, String>,
+    /// Every component schema name, existing or new.
+    taken: BTreeSet<String>,
+    /// The component enums created.
+    created: BTreeMap<String, Value>,
+}
+
+fn pascal(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            first.into_iter().chain(chars).collect::<String>()
+        })
+        .collect()
+}
+
+fn string_values(schema: &Value) -> Option<Vec<String>> {
+    if schema.get("type").and_then(Value::as_str) != Some("string") {
+        return None;
+    }
+    schema["enum"]
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Inline string enums would generate closed Rust enums (`build.rs` replaces only component
+/// enums with the open enums of `src/codes.rs`): each becomes a `$ref` to the component enum
+/// with the same values, or to a new component named after the field.
+fn hoist_inline_enums(doc: &mut Value, ctx: &mut Ctx) {
+    let mut state = Hoist {
+        known: BTreeMap::new(),
+        taken: BTreeSet::new(),
+        created: BTreeMap::new(),
+    };
+    if let Some(schemas) = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    {
+        for (name, schema) in schemas {
+            state.taken.insert(name.clone());
+            if let Some(mut values) = string_values(schema) {
+                values.sort();
+                state.known.entry(values).or_insert_with(|| name.clone());
+            }
+        }
+    }
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, schema) in schemas.iter_mut() {
+            hoist_children(
+                schema,
+                name,
+                &format!("components.schemas.{name}"),
+                &mut state,
+                ctx,
+            );
+        }
+    }
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (key, value) in item.iter_mut() {
+                let loc = format!("paths.{path}.{key}");
+                if key == "parameters" {
+                    hoist_params(value, "", &loc, &mut state, ctx);
+                    continue;
+                }
+                if !METHODS.contains(&key.as_str()) {
+                    continue;
+                }
+                let id = value["operationId"].as_str().unwrap_or(key).to_string();
+                if let Some(params) = value.get_mut("parameters") {
+                    hoist_params(params, &id, &format!("{loc}.parameters"), &mut state, ctx);
+                }
+                let mut bodies: Vec<(String, &mut Value)> = Vec::new();
+                for (part, entry) in value.as_object_mut().into_iter().flatten() {
+                    if part == "requestBody" {
+                        bodies.push((format!("{loc}.requestBody"), entry));
+                    } else if part == "responses" {
+                        for (code, response) in entry.as_object_mut().into_iter().flatten() {
+                            bodies.push((format!("{loc}.responses.{code}"), response));
+                        }
+                    }
+                }
+                for (bloc, holder) in bodies {
+                    for (media, entry) in holder
+                        .get_mut("content")
+                        .and_then(Value::as_object_mut)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(schema) = entry.get_mut("schema") {
+                            let sloc = format!("{bloc}.content.{media}.schema");
+                            hoist_children(schema, &id, &sloc, &mut state, ctx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if state.created.is_empty() {
+        return;
+    }
+    if let Some(root) = doc.as_object_mut() {
+        let components = root.entry("components").or_insert_with(|| json!({}));
+        if let Some(components) = components.as_object_mut() {
+            let schemas = components.entry("schemas").or_insert_with(|| json!({}));
+            if let Some(schemas) = schemas.as_object_mut() {
+                schemas.extend(state.created);
+            }
+        }
+    }
+}
+
+fn hoist_params(params: &mut Value, op: &str, loc: &str, state: &mut Hoist, ctx: &mut Ctx) {
+    for (i, param) in params.as_array_mut().into_iter().flatten().enumerate() {
+        let name = param["name"].as_str().unwrap_or("").to_string();
+        if let Some(schema) = param.get_mut("schema") {
+            let sloc = format!("{loc}[{i}].schema");
+            hoist_one(schema, &name, op, &sloc, state, ctx);
+        }
+    }
+}
+
+/// Hoists the inline enums below `schema` (not `schema` itself).
+fn hoist_children(schema: &mut Value, parent: &str, loc: &str, state: &mut Hoist, ctx: &mut Ctx) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for (name, child) in props.iter_mut() {
+            let cloc = format!("{loc}.properties.{name}");
+            hoist_one(child, name, parent, &cloc, state, ctx);
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = map.get_mut(key).filter(|c| c.is_object()) {
+            let cloc = format!("{loc}.{key}");
+            hoist_one(child, parent, "", &cloc, state, ctx);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for (i, child) in map
+            .get_mut(key)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            hoist_children(child, parent, &format!("{loc}.{key}[{i}]"), state, ctx);
+        }
+    }
+}
+
+/// `schema` is the value of field (or parameter) `field` of `parent`.
+fn hoist_one(
+    schema: &mut Value,
+    field: &str,
+    parent: &str,
+    loc: &str,
+    state: &mut Hoist,
+    ctx: &mut Ctx,
+) {
+    let Some(values) = string_values(schema) else {
+        hoist_children(schema, &pascal_or(parent, field), loc, state, ctx);
+        return;
+    };
+    let mut key = values.clone();
+    key.sort();
+    let name = match state.known.get(&key) {
+        Some(name) => name.clone(),
+        None => {
+            let mut name = pascal(field);
+            if name.is_empty() || state.taken.contains(&name) {
+                name = format!("{}{}", pascal(parent), pascal(field));
+            }
+            let base = name.clone();
+            let mut n = 2;
+            while name.is_empty() || state.taken.contains(&name) {
+                name = format!("{base}{n}");
+                n += 1;
+            }
+            state.taken.insert(name.clone());
+            state.known.insert(key, name.clone());
+            state
+                .created
+                .insert(name.clone(), json!({ "type": "string", "enum": values }));
+            name
+        }
+    };
+    let reference = json!({ "$ref": format!("#/components/schemas/{name}") });
+    let mut kept = serde_json::Map::new();
+    for keyword in ["description", "nullable"] {
+        if let Some(value) = schema.get(keyword) {
+            kept.insert(keyword.into(), value.clone());
+        }
+    }
+    *schema = if kept.is_empty() {
+        reference
+    } else {
+        kept.insert("allOf".into(), json!([reference]));
+        Value::Object(kept)
+    };
+    ctx.note(
+        loc,
+        format!(
+            "inline string enum replaced by component `{name}` (an open enum of that name must \
+             exist in src/codes.rs)"
+        ),
+    );
+}
+
+fn pascal_or(parent: &str, field: &str) -> String {
+    if parent.is_empty() {
+        pascal(field)
+    } else {
+        parent.to_string()
     }
 }

@@ -84,7 +84,15 @@ fn openapi_3_1_generates_only_after_normalization() {
         props["side"],
         json!({ "allOf": [{ "$ref": "#/components/schemas/Side" }], "nullable": true })
     );
-    assert_eq!(props["kind"], json!({ "type": "string", "enum": ["STK"] }));
+    // The inline enum became a component, so build.rs maps it to the open crate::codes::Kind.
+    assert_eq!(
+        props["kind"],
+        json!({ "$ref": "#/components/schemas/Kind" })
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["Kind"],
+        json!({ "type": "string", "enum": ["STK"] })
+    );
     assert_eq!(props["symbol"]["example"], "AAPL");
     assert_eq!(
         props["legs"],
@@ -93,14 +101,12 @@ fn openapi_3_1_generates_only_after_normalization() {
     let symbols = &doc["paths"]["/positions"]["get"]["parameters"][0];
     assert_eq!(symbols["schema"], json!({ "type": "string" }));
     assert!(symbols.get("explode").is_none());
-    // The inline enum is reported: it would generate a closed enum.
+    // The hoisting is reported, with what it asks of src/codes.rs.
     assert!(
         normalized
             .notes
             .iter()
-            .any(|n| n.location.ends_with("properties.kind")
-                && n.kind == NoteKind::Check
-                && n.message.contains("src/codes.rs"))
+            .any(|n| n.location.ends_with("properties.kind") && n.message.contains("src/codes.rs"))
     );
 }
 
@@ -248,4 +254,56 @@ fn documents_that_are_not_openapi_3_are_refused() {
         let error = load::parse_document(text.as_bytes(), "fixture").unwrap_err();
         assert!(error.to_string().contains(expected), "{text}: {error}");
     }
+}
+
+#[test]
+fn inline_string_enums_become_components() {
+    let doc = normalize(&json!({
+        "openapi": "3.0.3", "info": { "title": "t", "version": "1" },
+        "components": { "schemas": {
+            "Side": { "type": "string", "enum": ["BUY", "SELL"] },
+            "Order": { "type": "object", "properties": {
+                "side": { "type": "string", "enum": ["SELL", "BUY"], "description": "Same values." },
+                "status": { "type": "string", "enum": ["open", "filled"], "nullable": true },
+                "legs": { "type": "array", "items": { "type": "object", "properties": {
+                    "side": { "type": "string", "enum": ["BUY_TO_OPEN"] }
+                } } }
+            } }
+        } },
+        "paths": { "/orders": { "get": {
+            "operationId": "list_orders",
+            "parameters": [{ "in": "query", "name": "status", "schema": {
+                "type": "string", "enum": ["open", "filled"] } }],
+            "responses": { "200": { "description": "ok", "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/Order" } } } } }
+        } } }
+    }))
+    .document;
+    let schemas = &doc["components"]["schemas"];
+    let order = &schemas["Order"]["properties"];
+    // Same values as an existing component: that component.
+    assert_eq!(
+        order["side"],
+        json!({ "allOf": [{ "$ref": "#/components/schemas/Side" }], "description": "Same values." })
+    );
+    // New values: a new component named after the field, shared by equal enums.
+    assert_eq!(
+        order["status"],
+        json!({ "allOf": [{ "$ref": "#/components/schemas/Status" }], "nullable": true })
+    );
+    assert_eq!(
+        schemas["Status"],
+        json!({ "type": "string", "enum": ["open", "filled"] })
+    );
+    assert_eq!(
+        doc["paths"]["/orders"]["get"]["parameters"][0]["schema"],
+        json!({ "$ref": "#/components/schemas/Status" })
+    );
+    // A name already taken is prefixed with the parent's name.
+    assert_eq!(
+        order["legs"]["items"]["properties"]["side"]["$ref"],
+        "#/components/schemas/OrderSide"
+    );
+    assert_eq!(schemas["OrderSide"]["enum"], json!(["BUY_TO_OPEN"]));
+    generate(&doc).unwrap_or_else(|e| panic!("{e}"));
 }
