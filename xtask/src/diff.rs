@@ -922,20 +922,42 @@ impl<'a> Walker<'a> {
         }
         removed.retain(|r| !renamed.iter().any(|(o, _)| o == *r));
         for (old_name, new_name) in renamed {
+            let module = if new_schemas[new_name.as_str()].get("enum").is_some() {
+                "crate::codes"
+            } else {
+                "rest::types"
+            };
+            let (old_path, new_path) = (
+                format!("{module}::{old_name}"),
+                format!("{module}::{new_name}"),
+            );
             self.push(
                 Severity::Breaking,
                 "schema-renamed",
                 &new_name,
-                format!("schema `{old_name}` renamed `{new_name}`: the Rust type rest::types::{old_name} is now rest::types::{new_name}"),
+                format!("schema `{old_name}` renamed `{new_name}`: the Rust type {old_path} is now {new_path}"),
             );
         }
         for name in removed {
-            self.push(
-                Severity::Breaking,
-                "schema-removed",
-                name,
-                format!("schema `{name}` removed: rest::types::{name} disappears"),
-            );
+            let schema = old_schemas[name];
+            if schema.get("enum").is_some() && schema["type"] == "string" {
+                self.push(
+                    Severity::NonBreaking,
+                    "schema-removed",
+                    name,
+                    format!(
+                        "string enum `{name}` removed: the open enum crate::codes::{name} stays in \
+                         src/codes.rs (fields that used it are reported on their own)"
+                    ),
+                );
+            } else {
+                self.push(
+                    Severity::Breaking,
+                    "schema-removed",
+                    name,
+                    format!("schema `{name}` removed: rest::types::{name} disappears"),
+                );
+            }
         }
         for name in added {
             let schema = new_schemas[name];

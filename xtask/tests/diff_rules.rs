@@ -553,3 +553,17 @@ fn json_output_has_the_documented_shape() {
         }] })
     );
 }
+
+#[test]
+fn removed_enum_schema_is_not_breaking_by_itself() {
+    let old = with(|d| {
+        at(d, "/components/schemas")["Venue"] = json!({ "type": "string", "enum": ["NYSE"] });
+    });
+    let changes = diff_documents(&old, &base());
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(
+        (changes[0].rule, changes[0].severity),
+        ("schema-removed", NonBreaking)
+    );
+    assert!(changes[0].detail.contains("crate::codes::Venue stays"));
+}
