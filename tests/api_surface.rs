@@ -19,3 +19,38 @@ fn rust_surface() {
     let surface = xtask::rust_surface::rust_surface(generated).expect("generated code parses");
     insta::assert_snapshot!(surface);
 }
+
+/// `cargo xtask spec refresh` checks a new spec with the generation settings of `build.rs`: if
+/// the two drifted apart, a spec the xtask accepts could still fail the build.
+#[test]
+fn xtask_generates_what_build_rs_generates() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openapi.json");
+    let doc = xtask::load::read_spec(path.as_ref()).expect("spec/openapi.json loads");
+    let from_xtask = xtask::generate::generate(&doc).expect("the spec generates");
+    let from_build = include_str!(concat!(env!("OUT_DIR"), "/rest.rs"));
+    let surface = |code: &str| xtask::rust_surface::rust_surface(code).expect("parses");
+    // build.rs appends its security table (two constants) to the generated code.
+    let build_surface: String = surface(from_build)
+        .lines()
+        .filter(|line| !line.ends_with("_OPERATIONS: &[&str]"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let xtask_surface = surface(&from_xtask);
+    let differing: Vec<String> = diff_lines(&xtask_surface, &build_surface);
+    assert!(differing.is_empty(), "xtask vs build.rs: {differing:#?}");
+}
+
+fn diff_lines(left: &str, right: &str) -> Vec<String> {
+    let (l, r): (Vec<&str>, Vec<&str>) = (left.lines().collect(), right.lines().collect());
+    let mut out: Vec<String> = l
+        .iter()
+        .filter(|x| !r.contains(x))
+        .map(|x| format!("xtask only: {x}"))
+        .collect();
+    out.extend(
+        r.iter()
+            .filter(|x| !l.contains(x))
+            .map(|x| format!("build.rs only: {x}")),
+    );
+    out
+}

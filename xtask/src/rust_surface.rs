@@ -57,6 +57,9 @@ fn tidy(tokens: impl ToTokens) -> String {
     text.replace(":::", ": ::")
         .replace(",>", ">")
         .replace(",(", ", (")
+        // Trailing commas depend on who printed the code (prettyplease or quote).
+        .replace(",)", ")")
+        .replace(", }", " }")
 }
 
 fn derives(attrs: &[syn::Attribute]) -> String {
