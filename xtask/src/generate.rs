@@ -1,4 +1,7 @@
 //! Checking that a document generates with progenitor, with the settings of `build.rs`.
+//!
+//! Keep the settings here in step with `build.rs`: `tests/api_surface.rs` in the main crate
+//! fails when the two generate different public surfaces.
 
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 use serde_json::Value;

@@ -14,7 +14,11 @@
 //! - money and quantity strings marked `format: decimal`, secrets `format: password`, by the
 //!   field-name rules [`DECIMAL_FIELDS`] and [`SECRET_FIELDS`], with nothing else on the schema
 //!   that would stop progenitor's type conversion from matching;
-//! - `additionalProperties: false` removed (it would make every new upstream field fatal).
+//! - `additionalProperties: false` removed (it would make every new upstream field fatal);
+//! - inline string enums replaced by a `$ref` to the component enum with the same values, or to
+//!   a new component named after the field: `build.rs` turns every component string enum into
+//!   the open enum `crate::codes::<Name>`, so no closed Rust enum is ever generated (and the
+//!   build fails until `src/codes.rs` has the new enum).
 //!
 //! Every change is reported as a [`Note`]. Normalizing is deterministic and idempotent: our
 //! own `spec/openapi.json` normalizes to itself, byte for byte.
