@@ -159,7 +159,11 @@ impl SymbolError {
 
 impl fmt::Display for SymbolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {} symbol {:?}: {}", self.kind, self.input, self.part)?;
+        write!(
+            f,
+            "invalid {} symbol {:?}: {}",
+            self.kind, self.input, self.part
+        )?;
         if let Some(position) = self.position {
             write!(f, ", character {position}")?;
         }
