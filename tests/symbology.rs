@@ -40,9 +40,27 @@ fn equity_err(text: &str) -> SymbolError {
 #[test]
 fn the_documentation_examples_parse_into_their_parts() {
     let cases = [
-        ("TSLA251031C00437500", "TSLA", date(2025, 10, 31), OptionRight::Call, "437.5"),
-        ("AAPL241018P00190000", "AAPL", date(2024, 10, 18), OptionRight::Put, "190"),
-        ("SPY241018C00430000", "SPY", date(2024, 10, 18), OptionRight::Call, "430"),
+        (
+            "TSLA251031C00437500",
+            "TSLA",
+            date(2025, 10, 31),
+            OptionRight::Call,
+            "437.5",
+        ),
+        (
+            "AAPL241018P00190000",
+            "AAPL",
+            date(2024, 10, 18),
+            OptionRight::Put,
+            "190",
+        ),
+        (
+            "SPY241018C00430000",
+            "SPY",
+            date(2024, 10, 18),
+            OptionRight::Call,
+            "430",
+        ),
     ];
     for (text, root, expiry, right, strike) in cases {
         let symbol: OptionSymbol = text.parse().unwrap();
@@ -81,7 +99,11 @@ fn a_six_character_root_is_the_same_in_both_forms() {
 fn roots_with_digits_after_corporate_actions_keep_them() {
     let symbol: OptionSymbol = "BABA2250117C00100000".parse().unwrap();
     assert_eq!(symbol.root(), "BABA2");
-    assert_eq!(symbol.underlying(), "BABA2", "adjusted roots are not mapped");
+    assert_eq!(
+        symbol.underlying(),
+        "BABA2",
+        "adjusted roots are not mapped"
+    );
     assert_eq!(symbol.padded(), "BABA2 250117C00100000");
 }
 
@@ -136,7 +158,11 @@ fn every_penny_strike_below_1000_round_trips_exactly() {
         let strike = Decimal::new(cents, 2);
         let symbol = OptionSymbol::new("SPY", expiry, OptionRight::Put, strike).unwrap();
         let text = symbol.to_string();
-        assert_eq!(&text[text.len() - 8..], format!("{:08}", cents * 10), "{strike}");
+        assert_eq!(
+            &text[text.len() - 8..],
+            format!("{:08}", cents * 10),
+            "{strike}"
+        );
         let parsed: OptionSymbol = text.parse().unwrap();
         assert_eq!(parsed, symbol, "{text}");
         assert_eq!(parsed.strike(), strike, "{text}");
@@ -147,14 +173,15 @@ fn every_penny_strike_below_1000_round_trips_exactly() {
 #[test]
 fn new_refuses_strikes_it_would_have_to_round_or_cannot_write() {
     let expiry = date(2025, 10, 31);
-    for strike in ["437.5001", "0.0005", "100000", "123456.7", "0", "-5", "0.0000"] {
+    for strike in [
+        "437.5001", "0.0005", "100000", "123456.7", "0", "-5", "0.0000",
+    ] {
         let err = OptionSymbol::new("TSLA", expiry, OptionRight::Call, dec(strike)).unwrap_err();
         assert_eq!(err.part(), SymbolPart::Strike, "{strike}: {err}");
         assert_eq!(err.position(), None);
         assert_eq!(err.kind(), SymbolKind::Option);
     }
-    let err =
-        OptionSymbol::new("TSLA", expiry, OptionRight::Call, dec("437.5001")).unwrap_err();
+    let err = OptionSymbol::new("TSLA", expiry, OptionRight::Call, dec("437.5001")).unwrap_err();
     assert!(err.to_string().contains("more than 3 decimals"), "{err}");
     assert!(err.to_string().contains("437.5001"), "{err}");
 }
@@ -164,11 +191,13 @@ fn new_refuses_bad_roots_and_unwritable_years() {
     let ok = dec("10");
     let err = OptionSymbol::new("tsla", date(2025, 1, 17), OptionRight::Call, ok).unwrap_err();
     assert_eq!((err.part(), err.position()), (SymbolPart::Root, Some(1)));
-    assert!(err.to_string().contains("TSLA"), "suggests upper case: {err}");
+    assert!(
+        err.to_string().contains("TSLA"),
+        "suggests upper case: {err}"
+    );
     let err = OptionSymbol::new("", date(2025, 1, 17), OptionRight::Call, ok).unwrap_err();
     assert_eq!(err.part(), SymbolPart::Root);
-    let err =
-        OptionSymbol::new("TOOLONG", date(2025, 1, 17), OptionRight::Call, ok).unwrap_err();
+    let err = OptionSymbol::new("TOOLONG", date(2025, 1, 17), OptionRight::Call, ok).unwrap_err();
     assert_eq!((err.part(), err.position()), (SymbolPart::Root, Some(7)));
     let err = OptionSymbol::new("SP Y", date(2025, 1, 17), OptionRight::Call, ok).unwrap_err();
     assert_eq!((err.part(), err.position()), (SymbolPart::Root, Some(3)));
@@ -185,26 +214,76 @@ fn parse_errors_name_the_part_and_the_character() {
     // (input, part, 1-based position, words the message must contain)
     let cases: &[(&str, SymbolPart, Option<usize>, &str)] = &[
         ("", SymbolPart::Whole, None, "empty"),
-        (" TSLA251031C00437500", SymbolPart::Whole, Some(1), "whitespace"),
-        ("TSLA251031C00437500\n", SymbolPart::Whole, Some(20), "whitespace"),
+        (
+            " TSLA251031C00437500",
+            SymbolPart::Whole,
+            Some(1),
+            "whitespace",
+        ),
+        (
+            "TSLA251031C00437500\n",
+            SymbolPart::Whole,
+            Some(20),
+            "whitespace",
+        ),
         ("TSLÄ251031C00437500", SymbolPart::Whole, Some(4), "ASCII"),
         ("tsla251031C00437500", SymbolPart::Root, Some(1), "TSLA"),
-        ("TOOLONG251031C00437500", SymbolPart::Root, Some(7), "1 to 6"),
+        (
+            "TOOLONG251031C00437500",
+            SymbolPart::Root,
+            Some(7),
+            "1 to 6",
+        ),
         ("TS-A251031C00437500", SymbolPart::Root, Some(3), "'-'"),
-        ("TSLA251331C00437500", SymbolPart::Expiry, Some(7), "month 13"),
+        (
+            "TSLA251331C00437500",
+            SymbolPart::Expiry,
+            Some(7),
+            "month 13",
+        ),
         ("TSLA250231C00437500", SymbolPart::Expiry, Some(9), "day 31"),
         ("TSLA250229C00437500", SymbolPart::Expiry, Some(9), "day 29"),
         ("TSLA25X031C00437500", SymbolPart::Expiry, Some(7), "'X'"),
-        ("TSLA251031X00437500", SymbolPart::Right, Some(11), "C (call) or P (put)"),
-        ("TSLA251031c00437500", SymbolPart::Right, Some(11), "C (call) or P (put)"),
-        ("TSLA251031C0043750", SymbolPart::Strike, Some(12), "7 digits"),
-        ("TSLA251031C004375000", SymbolPart::Strike, Some(12), "9 digits"),
+        (
+            "TSLA251031X00437500",
+            SymbolPart::Right,
+            Some(11),
+            "C (call) or P (put)",
+        ),
+        (
+            "TSLA251031c00437500",
+            SymbolPart::Right,
+            Some(11),
+            "C (call) or P (put)",
+        ),
+        (
+            "TSLA251031C0043750",
+            SymbolPart::Strike,
+            Some(12),
+            "7 digits",
+        ),
+        (
+            "TSLA251031C004375000",
+            SymbolPart::Strike,
+            Some(12),
+            "9 digits",
+        ),
         ("TSLA251031C00000000", SymbolPart::Strike, Some(12), "0"),
         ("TSLA251031C", SymbolPart::Strike, Some(12), "0 digits"),
         ("251031C00437500", SymbolPart::Whole, Some(1), "too short"),
         ("SPXW 240420C05040000", SymbolPart::Root, Some(5), "21"),
-        ("SP XW 240420C05040000", SymbolPart::Root, Some(3), "inside the root"),
-        ("      240420C05040000", SymbolPart::Whole, Some(1), "whitespace"),
+        (
+            "SP XW 240420C05040000",
+            SymbolPart::Root,
+            Some(3),
+            "inside the root",
+        ),
+        (
+            "      240420C05040000",
+            SymbolPart::Whole,
+            Some(1),
+            "whitespace",
+        ),
         ("TSLA", SymbolPart::Whole, Some(4), "8-digit strike"),
     ];
     for (input, part, position, words) in cases {
@@ -212,7 +291,10 @@ fn parse_errors_name_the_part_and_the_character() {
         assert_eq!(err.part(), *part, "{input:?}: {err}");
         assert_eq!(err.position(), *position, "{input:?}: {err}");
         assert!(err.to_string().contains(words), "{input:?}: {err}");
-        assert!(err.to_string().starts_with("invalid option symbol"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid option symbol"),
+            "{err}"
+        );
     }
     // The message shows the input and the position.
     let err = option_err("TSLA251331C00437500");
@@ -257,8 +339,8 @@ fn option_symbols_serialize_as_the_compact_string() {
     let padded: Leg =
         serde_json::from_str(r#"{"symbol":"SPXW  240420C05040000","right":"P"}"#).unwrap();
     assert_eq!(padded, leg);
-    let err = serde_json::from_str::<Leg>(r#"{"symbol":"SPXW240420C0504000","right":"P"}"#)
-        .unwrap_err();
+    let err =
+        serde_json::from_str::<Leg>(r#"{"symbol":"SPXW240420C0504000","right":"P"}"#).unwrap_err();
     assert!(err.to_string().contains("strike"), "{err}");
     assert!(serde_json::from_str::<Leg>(r#"{"symbol":"SPY241018C00430000","right":"X"}"#).is_err());
 
@@ -346,7 +428,10 @@ fn share_classes_convert_to_and_from_the_dotted_form() {
     assert_eq!((err.part(), err.position()), (SymbolPart::Suffix, Some(4)));
     let err = EquitySymbol::from_dotted("BRK.bb").unwrap_err();
     assert_eq!((err.part(), err.position()), (SymbolPart::Suffix, Some(5)));
-    assert!(err.to_string().contains("BRK.B"), "uses the dotted spelling: {err}");
+    assert!(
+        err.to_string().contains("BRK.B"),
+        "uses the dotted spelling: {err}"
+    );
 }
 
 #[test]
@@ -357,7 +442,12 @@ fn equity_errors_name_the_part_and_the_character() {
         ("msft", SymbolPart::Root, Some(1), "MSFT"),
         ("ABCDEFG", SymbolPart::Root, Some(7), "at most 6"),
         ("BRK.B", SymbolPart::Suffix, Some(4), "from_dotted"),
-        ("IBMx", SymbolPart::Suffix, Some(4), "does not start a CQS suffix"),
+        (
+            "IBMx",
+            SymbolPart::Suffix,
+            Some(4),
+            "does not start a CQS suffix",
+        ),
         ("IBMpAB", SymbolPart::Suffix, Some(5), "series letter"),
         ("IBMpa", SymbolPart::Suffix, Some(5), "series letter"),
         ("IBM/", SymbolPart::Suffix, Some(5), "class letter"),
@@ -379,15 +469,21 @@ fn equity_errors_name_the_part_and_the_character() {
 #[test]
 fn equity_new_checks_root_and_letters() {
     assert_eq!(
-        EquitySymbol::new("ibm", EquityKind::Common).unwrap_err().part(),
+        EquitySymbol::new("ibm", EquityKind::Common)
+            .unwrap_err()
+            .part(),
         SymbolPart::Root
     );
     assert_eq!(
-        EquitySymbol::new("BRK", EquityKind::Class('b')).unwrap_err().part(),
+        EquitySymbol::new("BRK", EquityKind::Class('b'))
+            .unwrap_err()
+            .part(),
         SymbolPart::Suffix
     );
     assert_eq!(
-        EquitySymbol::new("IBM", EquityKind::Preferred(Some('1'))).unwrap_err().part(),
+        EquitySymbol::new("IBM", EquityKind::Preferred(Some('1')))
+            .unwrap_err()
+            .part(),
         SymbolPart::Suffix
     );
 }

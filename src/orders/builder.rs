@@ -507,13 +507,11 @@ fn check_multi_leg(request: &PlaceOrderRequest) -> Result<(), OrderError> {
             ),
         ));
     }
-    if let Some(side) = &request.side {
-        if !side.is_option_side() {
-            return Err(OrderError::new(
-                OrderRule::Side,
-                format!("{side} is not an option side (a multi-leg order may omit side)"),
-            ));
-        }
+    if let Some(side) = request.side.as_ref().filter(|s| !s.is_option_side()) {
+        return Err(OrderError::new(
+            OrderRule::Side,
+            format!("{side} is not an option side (a multi-leg order may omit side)"),
+        ));
     }
     let count = request.legs.len();
     if !(super::MIN_LEGS..=super::MAX_LEGS).contains(&count) {
