@@ -1008,3 +1008,39 @@ async fn cancel_deletes_an_open_order_and_refuses_a_finished_one_without_sending
     );
     mock.assert_calls_async(1).await;
 }
+
+#[test]
+fn futures_and_newer_instruments_get_the_common_rules_only() {
+    let future = PlaceOrderRequest {
+        account_id: "acc-1".into(),
+        broker: BrokerCode::TradeStation,
+        cl_order_id: "cl-1".into(),
+        instrument: Some(Instrument::Future),
+        legs: vec![],
+        order_limit_price: None,
+        order_notional: None,
+        order_qty: Some(dec("1")),
+        order_tif: TimeInForce::Day,
+        order_type: OrderType::Market,
+        side: Some(OrderSide::Buy),
+        stop_price: None,
+        symbol: Some("ESZ5".into()),
+    };
+    orders::validate(&future).unwrap();
+    let both = PlaceOrderRequest {
+        order_notional: Some(dec("100")),
+        ..future.clone()
+    };
+    assert_eq!(
+        orders::validate(&both).unwrap_err().rule(),
+        OrderRule::QuantityOrNotional
+    );
+    let limit_without_price = PlaceOrderRequest {
+        order_type: OrderType::Limit,
+        ..future
+    };
+    assert_eq!(
+        orders::validate(&limit_without_price).unwrap_err().rule(),
+        OrderRule::LimitPrice
+    );
+}

@@ -274,7 +274,9 @@ pub(super) fn trim_scale(value: Decimal) -> Decimal {
 /// `STPLMT`, a stop price exactly for `STP` and `STPLMT`; for multi-leg orders 2 to 4
 /// distinct legs on one underlying with option actions and whole positive ratios, and a
 /// `MKT` or `LMT` type. When `instrument` is absent it is inferred (legs → `MLEG_OPT`, an
-/// OCC symbol → `OPT`, otherwise `STK`).
+/// OCC symbol → `OPT`, otherwise `STK`). For other
+/// instruments (`FUT`, codes newer than the SDK) only the rules common to all orders apply:
+/// account, ids, codes, size, precision and prices.
 pub fn validate(request: &PlaceOrderRequest) -> Result<(), OrderError> {
     let fail = |rule, message: String| Err(OrderError::new(rule, message));
 
@@ -337,15 +339,9 @@ pub fn validate(request: &PlaceOrderRequest) -> Result<(), OrderError> {
             check_multi_leg(request)?;
             true
         }
-        other => {
-            return fail(
-                OrderRule::Symbol,
-                format!(
-                    "instrument {other} is not one the order builders check (STK, OPT, \
-                     MLEG_OPT)"
-                ),
-            );
-        }
+        // Futures (`FUT`) and instruments newer than this SDK: their symbology and sides
+        // are not known here, so only the rules common to every order apply.
+        _ => false,
     };
 
     // Size: exactly one of quantity and notional.

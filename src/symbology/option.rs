@@ -16,21 +16,8 @@ const PADDED_LEN: usize = MAX_ROOT + TAIL;
 /// Strikes are below this many thousandths (100,000.000: 8 digits = 5 + 3).
 const STRIKE_LIMIT_THOUSANDTHS: u32 = 100_000_000;
 
-/// Roots whose series belong to an underlying of another name, as `(root, underlying)`.
-///
-/// Only roots we could establish are listed:
-/// - `SPXW` → `SPX`: Cboe's S&P 500 Weeklys (PM-settled, now expiring every weekday). Cboe's
-///   SPXW product page; also tastytrade's cash-settled index table (symbol SPX, root SPXW).
-/// - `SPXPM` → `SPX`: Cboe's earlier PM-settled S&P 500 series, folded into `SPXW`; kept
-///   because the root still appears in historical data.
-/// - `NDXP` → `NDX`: Nasdaq's PM-settled Nasdaq-100 index options (Nasdaq product spec).
-/// - `RUTW` → `RUT`: Cboe's Russell 2000 Weeklys.
-/// - `VIXW` → `VIX`: Cboe's VIX Weeklys.
-///
-/// Roots that are indexes in their own right (`XSP`, `XEO`, `OEX`, `DJX`, `MRUT`, `XND`)
-/// are their own underlying and need no entry. Roots changed by corporate actions
-/// (`BABA2`) are *not* mapped: their deliverable is an adjusted basket, not the plain
-/// underlying, so treating them as the same underlying would be wrong.
+/// Roots whose series belong to an underlying of another name, as `(root, underlying)`;
+/// documented, with sources, on [`OptionSymbol::underlying`].
 const UNDERLYING_OF_ROOT: &[(&str, &str)] = &[
     ("SPXW", "SPX"),
     ("SPXPM", "SPX"),
@@ -203,10 +190,20 @@ impl OptionSymbol {
         self.strike_thousandths
     }
 
-    /// The underlying's symbol: the root, except for the index roots whose weekly or
-    /// PM-settled series carry a root of their own (`SPXW`, `SPXPM` → `SPX`; `NDXP` →
-    /// `NDX`; `RUTW` → `RUT`; `VIXW` → `VIX`). The full table and its sources are in the
-    /// source of this module.
+    /// The underlying's symbol: the root, except for index roots whose weekly or PM-settled
+    /// series carry a root of their own:
+    ///
+    /// | root | underlying | series | source |
+    /// |---|---|---|---|
+    /// | `SPXW` | `SPX` | S&P 500 Weeklys, PM-settled | Cboe SPXW specifications; tastytrade's cash-settled index table (symbol SPX, root SPXW) |
+    /// | `SPXPM` | `SPX` | earlier PM-settled S&P 500 series, folded into `SPXW` | Cboe; kept for historical data |
+    /// | `NDXP` | `NDX` | Nasdaq-100 PM-settled | Nasdaq NDX options specifications |
+    /// | `RUTW` | `RUT` | Russell 2000 Weeklys | Cboe RUT specifications |
+    /// | `VIXW` | `VIX` | VIX Weeklys | Cboe VIX specifications |
+    ///
+    /// Roots that are indexes in their own right (`XSP`, `XEO`, `OEX`, `DJX`, `MRUT`, `XND`)
+    /// are their own underlying. Roots changed by corporate actions (`BABA2`) are *not*
+    /// mapped: they deliver an adjusted basket, not the plain underlying.
     pub fn underlying(&self) -> &str {
         let root = self.root();
         UNDERLYING_OF_ROOT
