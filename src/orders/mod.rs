@@ -2,7 +2,7 @@
 //!
 //! An order the broker would reject is cheaper to catch in your program, with a message that
 //! says what is wrong, than after a round trip. [`OrderBuilder`] produces the generated
-//! [`PlaceOrderRequest`](crate::rest::types::PlaceOrderRequest) after checking every rule
+//! [`rest::types::PlaceOrderRequest`] after checking every rule
 //! the SDK knows ([`validate`]); [`Strategy`] builds coherent multi-leg option orders;
 //! [`modify`] and [`cancel`] act on placed orders; [`ClOrderId`] makes client order ids.
 //! A rejected order is an [`OrderError`] that names the [`OrderRule`] it broke, and converts
