@@ -38,7 +38,18 @@ pub struct Scripted {
 impl Scripted {
     /// Starts a server answering with `script` in order; once the script is used up, the last
     /// reply is repeated.
+    #[allow(dead_code)]
     pub async fn start(script: Vec<Reply>) -> Scripted {
+        Self::start_with(script, true).await
+    }
+
+    /// Like `start`, but keeps no record of requests (for benchmarks: no growing memory).
+    #[allow(dead_code)]
+    pub async fn start_unrecorded(script: Vec<Reply>) -> Scripted {
+        Self::start_with(script, false).await
+    }
+
+    async fn start_with(script: Vec<Reply>, record: bool) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -48,7 +59,7 @@ impl Scripted {
         let recorded = requests.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, script.clone(), recorded.clone()));
+                tokio::spawn(serve(socket, script.clone(), recorded.clone(), record));
             }
         });
         Scripted {
@@ -68,16 +79,19 @@ async fn serve(
     mut socket: TcpStream,
     script: Arc<Vec<Reply>>,
     recorded: Arc<Mutex<Vec<Recorded>>>,
+    record: bool,
 ) {
     let mut buffer = Vec::new();
     loop {
         let Some(request) = read_request(&mut socket, &mut buffer).await else {
             return;
         };
-        let index = {
+        let index = if record {
             let mut all = recorded.lock().unwrap();
             all.push(request);
             all.len() - 1
+        } else {
+            usize::MAX
         };
         let reply = script
             .get(index)
