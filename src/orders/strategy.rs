@@ -519,8 +519,8 @@ fn require_below(
     Err(OrderError::new(
         OrderRule::StrikeOrder,
         format!(
-            "in {strategy} the {low_name} has a lower strike than the {high_name}; {low} has \
-             {}, {high} has {}",
+            "in {strategy} the {low_name} must have a lower strike than the {high_name}; {low} \
+             has {}, {high} has {}",
             low.strike(),
             high.strike()
         ),

@@ -401,10 +401,7 @@ fn parse_root(root: &str) -> Result<[u8; MAX_ROOT], (Option<usize>, String)> {
         .find(|(_, c)| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
     {
         let hint = if c.is_ascii_lowercase() {
-            format!(
-                "; roots are upper case (did you mean {}?)",
-                root.to_ascii_uppercase()
-            )
+            format!(" (did you mean {}?)", root.to_ascii_uppercase())
         } else {
             String::new()
         };
