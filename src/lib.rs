@@ -18,6 +18,7 @@ pub mod codes;
 pub mod credentials;
 pub mod error;
 pub mod orders;
+mod paging;
 pub mod stream;
 pub mod symbology;
 
@@ -40,3 +41,8 @@ pub use client::{ConnectTrade, ConnectTradeBuilder, UserClient};
 pub use credentials::{PlatformCredentials, Secret, UserCredentials};
 pub use error::{Error, Result};
 pub use stream::{BrokerageStream, MarketDataStream};
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
