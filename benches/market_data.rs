@@ -56,13 +56,13 @@ async fn start_server() -> String {
                     .await
                     .unwrap();
                 while let Some(Ok(message)) = ws.next().await {
-                    if let Message::Text(text) = message {
-                        if text.as_str().contains("\"subscribe\"") {
-                            for frame in &frames {
-                                ws.feed(Message::Text(frame.clone())).await.unwrap();
-                            }
-                            ws.flush().await.unwrap();
+                    if let Message::Text(text) = message
+                        && text.as_str().contains("\"subscribe\"")
+                    {
+                        for frame in &frames {
+                            ws.feed(Message::Text(frame.clone())).await.unwrap();
                         }
+                        ws.flush().await.unwrap();
                     }
                 }
             });
