@@ -536,3 +536,28 @@ fn debug_output_shows_no_secret() {
     let text = format!("{builder:?}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+#[tokio::test]
+async fn close_is_not_blocked_by_a_stalled_consumer_in_backpressure_mode() {
+    let mut server = Server::start().await;
+    let config = fast().buffer(4).overflow(Overflow::Backpressure);
+    let (mut stream, mut conn) = connected(&mut server, config, &[Topic::Orders]).await;
+    conn.send_many((0..100).map(|i| order_frame(i).to_string()))
+        .await;
+    // The task has started delivering; with nobody reading it then waits for room. Closing
+    // must still work.
+    assert_eq!(order_sequence(&next(&mut stream).await), 0);
+    let ((), code) = within("close", async {
+        tokio::join!(stream.close(), conn.expect_close())
+    })
+    .await;
+    assert_eq!(code, Some(1000));
+    let mut last = None;
+    while let Some(event) = within("draining", stream.next()).await {
+        last = Some(event);
+    }
+    assert!(matches!(
+        last,
+        Some(BrokerageEvent::Connection(ConnectionEvent::Closed))
+    ));
+}

@@ -5,7 +5,7 @@
 //! wait for the welcome → authenticate → replay the desired subscriptions (kept by the
 //! [`Protocol`], which knows the messages of one stream).
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::{
@@ -163,12 +163,14 @@ impl<E> Outbox<E> {
 /// The handle side of a running connection: sends commands.
 pub(crate) struct Control<C> {
     tx: mpsc::UnboundedSender<Command<C>>,
+    closing: Arc<queue::Closing>,
 }
 
 impl<C> Clone for Control<C> {
     fn clone(&self) -> Self {
         Control {
             tx: self.tx.clone(),
+            closing: self.closing.clone(),
         }
     }
 }
@@ -184,6 +186,8 @@ impl<C> Control<C> {
     pub(crate) async fn close(&self) {
         let (ack, done) = oneshot::channel();
         if self.tx.send(Command::Close(ack)).is_ok() {
+            // In back-pressure mode the task may be waiting for the consumer: release it.
+            self.closing.close();
             let _ = done.await;
         }
     }
@@ -201,7 +205,7 @@ pub(crate) async fn start<P: Protocol>(
     config: StreamConfig,
 ) -> Result<(Control<P::Command>, queue::Receiver<P::Event>), StreamError> {
     let (command_tx, commands) = mpsc::unbounded_channel();
-    let (event_tx, events) = queue::channel(config.buffer, |dropped| {
+    let (event_tx, events, closing) = queue::channel(config.buffer, |dropped| {
         P::event(CoreEvent::Lagged(dropped))
     });
     let (ready_tx, ready) = oneshot::channel();
@@ -218,7 +222,13 @@ pub(crate) async fn start<P: Protocol>(
     };
     tokio::spawn(core.run(ready_tx));
     match ready.await {
-        Ok(Ok(())) => Ok((Control { tx: command_tx }, events)),
+        Ok(Ok(())) => Ok((
+            Control {
+                tx: command_tx,
+                closing,
+            },
+            events,
+        )),
         Ok(Err(error)) => Err(error),
         Err(_) => Err(StreamError::Closed),
     }

@@ -11,7 +11,10 @@
 use std::{
     collections::VecDeque,
     future::poll_fn,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -37,8 +40,32 @@ struct State<E> {
 struct Shared<E> {
     state: Mutex<State<E>>,
     consumer: AtomicWaker,
-    producer: AtomicWaker,
+    producer: Arc<Closing>,
     capacity: usize,
+}
+
+/// Wakes a producer waiting for room; set, it stops waiting altogether (the stream is being
+/// closed: a producer blocked on a consumer that will not read must not block the close).
+#[derive(Default)]
+pub(crate) struct Closing {
+    waker: AtomicWaker,
+    closing: AtomicBool,
+}
+
+impl Closing {
+    /// From now on the producer does not wait for room.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn wake(&self) {
+        self.waker.wake();
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
 }
 
 impl<E> Shared<E> {
@@ -69,8 +96,13 @@ pub(crate) struct Receiver<E> {
     lagged: fn(u64) -> E,
 }
 
-/// A queue of `capacity` events (at least 1). `lagged` makes the event reporting drops.
-pub(crate) fn channel<E>(capacity: usize, lagged: fn(u64) -> E) -> (Sender<E>, Receiver<E>) {
+/// A queue of `capacity` events (at least 1). `lagged` makes the event reporting drops. The
+/// [`Closing`] lets a handle release a producer waiting for room.
+pub(crate) fn channel<E>(
+    capacity: usize,
+    lagged: fn(u64) -> E,
+) -> (Sender<E>, Receiver<E>, Arc<Closing>) {
+    let closing = Arc::new(Closing::default());
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::new(),
@@ -79,7 +111,7 @@ pub(crate) fn channel<E>(capacity: usize, lagged: fn(u64) -> E) -> (Sender<E>, R
             receiver_gone: false,
         }),
         consumer: AtomicWaker::new(),
-        producer: AtomicWaker::new(),
+        producer: closing.clone(),
         capacity: capacity.max(1),
     });
     (
@@ -92,6 +124,7 @@ pub(crate) fn channel<E>(capacity: usize, lagged: fn(u64) -> E) -> (Sender<E>, R
             local: VecDeque::new(),
             lagged,
         },
+        closing,
     )
 }
 
@@ -145,7 +178,7 @@ impl<E> Sender<E> {
                 if state.receiver_gone {
                     return Poll::Ready(Err(Gone));
                 }
-                if state.events < self.shared.capacity {
+                if state.events < self.shared.capacity || self.shared.producer.is_closing() {
                     if let Some(event) = event.take() {
                         state.queue.push_back(Slot::Event(event));
                         state.events += 1;
@@ -160,7 +193,7 @@ impl<E> Sender<E> {
             // Full: let the consumer drain what is there, then check again after registering
             // (so a drain in between is not missed).
             self.commit();
-            self.shared.producer.register(cx.waker());
+            self.shared.producer.waker.register(cx.waker());
         }
         Poll::Pending
     }
