@@ -561,3 +561,30 @@ async fn close_is_not_blocked_by_a_stalled_consumer_in_backpressure_mode() {
         Some(BrokerageEvent::Connection(ConnectionEvent::Closed))
     ));
 }
+
+#[tokio::test]
+async fn gives_up_after_the_configured_attempts() {
+    let mut server = Server::start().await;
+    let (mut stream, conn) = connected(&mut server, fast().max_attempts(2), &[Topic::Orders]).await;
+    drop(conn);
+    for attempt in 1..=2 {
+        match next(&mut stream).await {
+            BrokerageEvent::Connection(ConnectionEvent::Reconnecting { attempt: a, .. }) => {
+                assert_eq!(a, attempt)
+            }
+            other => panic!("expected reconnecting, got {other:?}"),
+        }
+        drop(server.accept().await); // hangs up before the welcome
+    }
+    match next(&mut stream).await {
+        BrokerageEvent::Connection(ConnectionEvent::Terminated(StreamError::GaveUp {
+            attempts,
+            last,
+        })) => {
+            assert_eq!(attempts, 2);
+            assert!(matches!(*last, StreamError::Disconnected(_)), "{last:?}");
+        }
+        other => panic!("expected to give up, got {other:?}"),
+    }
+    assert!(within("end", stream.next()).await.is_none());
+}
