@@ -12,11 +12,11 @@ use std::{
 
 use connect_trade::stream::{
     MarketDataEvent, MarketDataStream, Overflow, StreamConfig,
-    protocol::{MarketDataMessage, Subscription},
+    protocol::{MarketDataMessage, MarketDataRequest, Subscription},
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, runtime::Runtime};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 const BATCH: usize = 10_000;
@@ -71,25 +71,49 @@ async fn start_server() -> String {
     url
 }
 
-fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+type Bare =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads one batch with the bare loop: tungstenite frames decoded by serde_json.
+async fn bare_batch(ws: &mut Bare, subscribe: &str) {
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    let mut quotes = 0;
+    while quotes < BATCH {
+        if let Some(Ok(Message::Text(text))) = ws.next().await {
+            let message: MarketDataMessage = serde_json::from_str(text.as_str()).unwrap();
+            if let MarketDataMessage::Quote(quote) = message {
+                black_box(quote);
+                quotes += 1;
+            }
+        }
+    }
+}
+
+/// Reads one batch through `MarketDataStream`.
+async fn stream_batch(stream: &mut MarketDataStream) {
+    stream.subscribe(Subscription::quotes(["AAPL"])).unwrap();
+    let mut quotes = 0;
+    while quotes < BATCH {
+        if let Some(MarketDataEvent::Quote(quote)) = stream.next().await {
+            black_box(quote);
+            quotes += 1;
+        }
+    }
+}
+
+fn bench_on(c: &mut Criterion, flavour: &str, runtime: Runtime) {
     let url = runtime.block_on(start_server());
-    let subscribe = serde_json::to_string(
-        &connect_trade::stream::protocol::MarketDataRequest::Subscribe(Subscription::quotes([
-            "AAPL",
-        ])),
-    )
+    let subscribe = serde_json::to_string(&MarketDataRequest::Subscribe(Subscription::quotes([
+        "AAPL",
+    ])))
     .unwrap();
 
-    let mut group = c.benchmark_group("quotes");
+    let mut group = c.benchmark_group(format!("quotes_{flavour}"));
     group.throughput(Throughput::Elements(BATCH as u64));
 
-    // Baseline: a bare tokio-tungstenite client decoding each frame with serde_json.
-    let mut bare = runtime.block_on(async {
+    // Baseline: a bare tokio-tungstenite client decoding each frame with serde_json. Both
+    // consumers run as tasks of the runtime (not on the `block_on` thread).
+    let mut bare = Some(runtime.block_on(async {
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .unwrap();
@@ -99,61 +123,64 @@ fn bench(c: &mut Criterion) {
             .unwrap();
         ws.next().await; // authenticated
         ws
-    });
+    }));
     group.bench_function("bare_tungstenite_serde_json", |b| {
         b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    bare.send(Message::text(subscribe.clone())).await.unwrap();
-                    let mut quotes = 0;
-                    while quotes < BATCH {
-                        if let Some(Ok(Message::Text(text))) = bare.next().await {
-                            let message: MarketDataMessage =
-                                serde_json::from_str(text.as_str()).unwrap();
-                            if let MarketDataMessage::Quote(quote) = message {
-                                black_box(quote);
-                                quotes += 1;
-                            }
-                        }
+            let mut ws = bare.take().unwrap();
+            let subscribe = subscribe.clone();
+            let (ws, elapsed) = runtime
+                .block_on(runtime.spawn(async move {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        bare_batch(&mut ws, &subscribe).await;
                     }
-                }
-                started.elapsed()
-            })
+                    (ws, started.elapsed())
+                }))
+                .unwrap();
+            bare = Some(ws);
+            elapsed
         })
     });
 
-    let mut stream = runtime.block_on(async {
+    let mut stream = Some(runtime.block_on(async {
         MarketDataStream::with_token("t")
             .url(url.as_str())
-            .config(
-                StreamConfig::default()
-                    .overflow(Overflow::Backpressure)
-                    .buffer(1024),
-            )
+            .config(StreamConfig::default().overflow(Overflow::Backpressure))
             .connect()
             .await
             .unwrap()
-    });
+    }));
     group.bench_function("market_data_stream", |b| {
         b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    stream.subscribe(Subscription::quotes(["AAPL"])).unwrap();
-                    let mut quotes = 0;
-                    while quotes < BATCH {
-                        if let Some(MarketDataEvent::Quote(quote)) = stream.next().await {
-                            black_box(quote);
-                            quotes += 1;
-                        }
+            let mut md = stream.take().unwrap();
+            let (md, elapsed) = runtime
+                .block_on(runtime.spawn(async move {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        stream_batch(&mut md).await;
                     }
-                }
-                started.elapsed()
-            })
+                    (md, started.elapsed())
+                }))
+                .unwrap();
+            stream = Some(md);
+            elapsed
         })
     });
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    bench_on(c, "multi_thread_2", multi);
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    bench_on(c, "current_thread", single);
 }
 
 criterion_group! {

@@ -203,7 +203,7 @@ async fn credentials_refused_on_a_reconnect_end_the_stream() {
 #[tokio::test]
 async fn an_unanswered_authentication_times_out_and_is_retried() {
     let mut server = Server::start().await;
-    let config = fast().handshake_timeout(ms(150));
+    let config = fast().handshake_timeout(ms(300));
     let (mut stream, conn) = connected(&mut server, config, &[Topic::Orders]).await;
     drop(conn);
     assert!(matches!(

@@ -129,29 +129,33 @@ struct Outbox<E> {
 }
 
 impl<E> Outbox<E> {
-    /// A data event: dropped and counted if the consumer lags (in `Lag` mode). The consumer
-    /// is woken by `commit`, once per burst of frames.
+    /// A data event: staged, and queued by `commit` (once per burst of frames). In `Lag` mode
+    /// it is dropped (and counted) if the queue is full then.
     async fn data(&mut self, event: E) -> Result<(), Gone> {
-        if self.backpressure {
-            self.tx.push_wait(event).await
+        self.tx.stage(event);
+        if self.tx.staged() >= BURST as usize {
+            self.commit().await
         } else {
-            self.tx.push_data(event)
+            Ok(())
         }
     }
 
-    /// A must-see event, delivered at once.
+    /// A must-see event, queued at once (after the staged ones).
     async fn control(&mut self, event: E) -> Result<(), Gone> {
         if self.backpressure {
-            self.tx.push_wait(event).await?;
-            self.tx.commit();
-            Ok(())
+            self.tx.commit_wait(Some(event)).await
         } else {
-            self.tx.push_control(event)
+            self.tx.commit(Some(event))
         }
     }
 
-    fn commit(&mut self) {
-        self.tx.commit();
+    /// Queues the staged events and wakes the consumer.
+    async fn commit(&mut self) -> Result<(), Gone> {
+        if self.backpressure {
+            self.tx.commit_wait(None).await
+        } else {
+            self.tx.commit(None)
+        }
     }
 
     /// The last event.
@@ -414,23 +418,21 @@ impl<P: Protocol> Core<P> {
             tokio::select! {
                 biased;
                 frame = socket.next() => {
-                    if let Some(end) = self.on_frame(frame).await {
-                        self.out.commit();
-                        return end;
-                    }
-                    // Take every frame already read, then wake the consumer once.
-                    let mut burst = 1;
-                    while burst < BURST {
-                        let Some(frame) = socket.next().now_or_never() else {
-                            break;
-                        };
-                        if let Some(end) = self.on_frame(frame).await {
-                            self.out.commit();
+                    // Take every frame already read, then queue them and wake the consumer
+                    // once.
+                    let mut burst = 0;
+                    let mut frame = Some(frame);
+                    while let Some(this) = frame {
+                        if let Some(end) = self.on_frame(this).await {
+                            let _ = self.out.commit().await;
                             return end;
                         }
                         burst += 1;
+                        frame = if burst < BURST { socket.next().now_or_never() } else { None };
                     }
-                    self.out.commit();
+                    if self.out.commit().await.is_err() {
+                        return End::Closed;
+                    }
                     last_rx = Instant::now();
                     if burst >= BURST {
                         // Under a flood the other branches are not polled: give them a turn.

@@ -84,8 +84,8 @@ pub(crate) struct Gone;
 /// The producing side (owned by the connection task).
 pub(crate) struct Sender<E> {
     shared: Arc<Shared<E>>,
-    /// Something was queued since the consumer was last woken.
-    dirty: bool,
+    /// Events of the current burst, moved into the queue under one lock by `commit`.
+    staged: VecDeque<E>,
 }
 
 /// The consuming side (inside the public stream).
@@ -117,7 +117,7 @@ pub(crate) fn channel<E>(
     (
         Sender {
             shared: shared.clone(),
-            dirty: false,
+            staged: VecDeque::new(),
         },
         Receiver {
             shared,
@@ -136,84 +136,104 @@ fn count_drop<E>(state: &mut State<E>) {
 }
 
 impl<E> Sender<E> {
-    /// Queues a data event, or counts it as dropped if the queue is full. The consumer is
-    /// woken by [`Sender::commit`].
-    pub(crate) fn push_data(&mut self, event: E) -> Result<(), Gone> {
-        self.push_within(event, self.shared.capacity)
+    /// Stages a data event; [`Sender::commit`] queues the burst and wakes the consumer once.
+    pub(crate) fn stage(&mut self, event: E) {
+        self.staged.push_back(event);
     }
 
-    /// Queues a must-see event (over the capacity, within a headroom) and wakes the consumer.
-    pub(crate) fn push_control(&mut self, event: E) -> Result<(), Gone> {
-        let result = self.push_within(event, self.shared.capacity + CONTROL_HEADROOM);
-        self.commit();
-        result
+    /// How many events are staged.
+    pub(crate) fn staged(&self) -> usize {
+        self.staged.len()
     }
 
-    fn push_within(&mut self, event: E, limit: usize) -> Result<(), Gone> {
+    /// `Lag` mode: queues the staged events, counting those that do not fit as dropped, then
+    /// `control` (a must-see event, allowed over the capacity within a headroom), and wakes
+    /// the consumer.
+    pub(crate) fn commit(&mut self, control: Option<E>) -> Result<(), Gone> {
+        if self.staged.is_empty() && control.is_none() {
+            return Ok(());
+        }
+        let capacity = self.shared.capacity;
         let mut state = self.shared.lock();
         if state.receiver_gone {
+            self.staged.clear();
             return Err(Gone);
         }
-        if state.events < limit {
-            state.queue.push_back(Slot::Event(event));
-            state.events += 1;
-        } else {
-            count_drop(&mut state);
+        for event in self.staged.drain(..) {
+            if state.events < capacity {
+                state.queue.push_back(Slot::Event(event));
+                state.events += 1;
+            } else {
+                count_drop(&mut state);
+            }
         }
-        self.dirty = true;
+        if let Some(event) = control {
+            if state.events < capacity + CONTROL_HEADROOM {
+                state.queue.push_back(Slot::Event(event));
+                state.events += 1;
+            } else {
+                count_drop(&mut state);
+            }
+        }
+        drop(state);
+        self.shared.consumer.wake();
         Ok(())
     }
 
-    /// Queues an event, waiting for room (back-pressure), and wakes the consumer if it had to
-    /// wait.
-    pub(crate) async fn push_wait(&mut self, event: E) -> Result<(), Gone> {
-        let mut event = Some(event);
-        poll_fn(|cx| self.poll_push(cx, &mut event)).await
+    /// `Backpressure` mode: queues the staged events (and `control` after them), waiting for
+    /// room as needed, and wakes the consumer.
+    pub(crate) async fn commit_wait(&mut self, control: Option<E>) -> Result<(), Gone> {
+        self.staged.extend(control);
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let result = poll_fn(|cx| self.poll_commit(cx)).await;
+        if result.is_err() {
+            self.staged.clear();
+        }
+        result
     }
 
-    fn poll_push(&mut self, cx: &mut Context<'_>, event: &mut Option<E>) -> Poll<Result<(), Gone>> {
+    fn poll_commit(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Gone>> {
         for registered in [false, true] {
             {
                 let mut state = self.shared.lock();
                 if state.receiver_gone {
                     return Poll::Ready(Err(Gone));
                 }
-                if state.events < self.shared.capacity || self.shared.producer.is_closing() {
-                    if let Some(event) = event.take() {
-                        state.queue.push_back(Slot::Event(event));
-                        state.events += 1;
-                    }
-                    self.dirty = true;
-                    return Poll::Ready(Ok(()));
+                let unbounded = self.shared.producer.is_closing();
+                while state.events < self.shared.capacity || unbounded {
+                    let Some(event) = self.staged.pop_front() else {
+                        break;
+                    };
+                    state.queue.push_back(Slot::Event(event));
+                    state.events += 1;
                 }
+            }
+            // The consumer must drain what is queued before there is room.
+            self.shared.consumer.wake();
+            if self.staged.is_empty() {
+                return Poll::Ready(Ok(()));
             }
             if registered {
                 break;
             }
-            // Full: let the consumer drain what is there, then check again after registering
-            // (so a drain in between is not missed).
-            self.commit();
+            // Register, then look again, so a drain in between is not missed.
             self.shared.producer.waker.register(cx.waker());
         }
         Poll::Pending
     }
 
-    /// Queues the last event whatever the capacity, and wakes the consumer.
+    /// Queues the staged events and the last event whatever the capacity, and wakes the
+    /// consumer.
     pub(crate) fn push_last(&mut self, event: E) {
         let mut state = self.shared.lock();
-        state.queue.push_back(Slot::Event(event));
-        state.events += 1;
-        drop(state);
-        self.dirty = true;
-        self.commit();
-    }
-
-    /// Wakes the consumer if anything was queued since the last wake.
-    pub(crate) fn commit(&mut self) {
-        if self.dirty {
-            self.dirty = false;
-            self.shared.consumer.wake();
+        for event in self.staged.drain(..).chain(std::iter::once(event)) {
+            state.queue.push_back(Slot::Event(event));
+            state.events += 1;
         }
+        drop(state);
+        self.shared.consumer.wake();
     }
 }
 
