@@ -54,8 +54,9 @@ pub enum MarketDataEvent {
     Bar(Bar),
     /// Level 2: the book.
     Depth(Depth),
-    /// An options chain update for one contract.
-    OptionQuote(OptionContractQuote),
+    /// An options chain update for one contract (boxed: by far the largest event, it would
+    /// make every quote as big).
+    OptionQuote(Box<OptionContractQuote>),
     /// The server confirmed a subscription.
     Subscribed(Subscription),
     /// The server confirmed an unsubscription.

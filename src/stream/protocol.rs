@@ -499,7 +499,8 @@ pub enum MarketDataMessage {
     /// A book.
     Depth(Depth),
     /// An options chain update for one contract.
-    OptionQuote(OptionContractQuote),
+    // Boxed: by far the largest message, it would make every quote as big.
+    OptionQuote(Box<OptionContractQuote>),
     /// Something went wrong; see `code`.
     Error(StreamErrorMessage),
     /// A message type this SDK does not know, kept whole.
