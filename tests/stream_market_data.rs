@@ -140,6 +140,57 @@ async fn handshake_then_subscriptions_split_into_frames_of_100() {
     assert_eq!(frame_symbols(&first).len(), 100);
     assert_eq!(frame_symbols(&second).len(), 50);
 
+    // Acknowledgements and every data type decode into their events.
+    conn.send_json(
+        json!({"type": "subscribed", "channel": "depth", "symbols": ["SPY"], "levels": 10}),
+    )
+    .await;
+    conn.send_json(json!({"type": "unsubscribed", "channel": "quotes", "symbols": ["S000"]}))
+        .await;
+    conn.send_json(
+        json!({"type": "trade", "symbol": "AAPL", "price": "187.5", "size": "10",
+                          "session": "regular"}),
+    )
+    .await;
+    conn.send_json(json!({"type": "depth", "symbol": "SPY",
+                          "bids": [{"price": "600.01", "size": "5"}], "asks": []}))
+        .await;
+    conn.send_json(json!({"type": "option_quote", "underlying": "TSLA",
+                          "symbol": "TSLA251031C00437500", "bid": "13.50",
+                          "greeks": {"delta": "0.52", "gamma": "0.01", "theta": "-0.3", "vega": "0.2"}}))
+        .await;
+    match next(&mut stream).await {
+        MarketDataEvent::Subscribed(subscription) => {
+            assert_eq!(subscription, Subscription::depth(["SPY"], 10))
+        }
+        other => panic!("expected subscribed, got {other:?}"),
+    }
+    assert!(matches!(
+        next(&mut stream).await,
+        MarketDataEvent::Unsubscribed {
+            channel: Channel::Quotes,
+            ..
+        }
+    ));
+    match next(&mut stream).await {
+        MarketDataEvent::Trade(trade) => {
+            assert_eq!(trade.price, dec("187.5"));
+            assert_eq!(trade.session, Some(TradingSession::Regular));
+        }
+        other => panic!("expected a trade, got {other:?}"),
+    }
+    match next(&mut stream).await {
+        MarketDataEvent::Depth(depth) => assert_eq!(depth.bids[0].price, dec("600.01")),
+        other => panic!("expected depth, got {other:?}"),
+    }
+    match next(&mut stream).await {
+        MarketDataEvent::OptionQuote(quote) => {
+            assert_eq!(quote.bid, Some(dec("13.50")));
+            assert_eq!(quote.greeks.unwrap().delta, dec("0.52"));
+        }
+        other => panic!("expected an option quote, got {other:?}"),
+    }
+
     // Data is typed, with exact decimals.
     conn.send_json(json!({
         "type": "quote", "symbol": "AAPL", "bid": "187.123456789", "bid_size": "300",
