@@ -156,8 +156,9 @@ impl StreamConfig {
         self
     }
 
-    /// Gives up (terminally) after this many consecutive failed reconnection attempts
-    /// (default: never).
+    /// Gives up (terminally, with `StreamError::GaveUp`) after this many consecutive failed
+    /// reconnection attempts (default: never). A connection that lasted less than
+    /// [`Backoff::reset_after`] does not reset the count.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = Some(attempts);
         self
