@@ -41,7 +41,8 @@ pub use brokerage::{BrokerageEvent, BrokerageHandle, BrokerageStream, BrokerageS
 pub use config::{Backoff, Overflow, StreamConfig};
 pub use error::StreamError;
 pub use market_data::{
-    MarketDataEvent, MarketDataHandle, MarketDataStream, MarketDataStreamBuilder, SnapshotRequest,
+    DEFAULT_SYMBOLS_PER_FRAME, MarketDataEvent, MarketDataHandle, MarketDataStream,
+    MarketDataStreamBuilder, SnapshotRequest,
 };
 
 /// The production brokerage stream.
