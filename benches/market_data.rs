@@ -167,6 +167,35 @@ fn bench_on(c: &mut Criterion, flavour: &str, runtime: Runtime) {
         })
     });
     group.finish();
+
+    // The ratio, measured robustly on a shared machine: alternate the two loops batch by batch
+    // (so both see the same background load) and take the median of the per-round ratios.
+    let (mut ws, mut md) = (bare.take().unwrap(), stream.take().unwrap());
+    let ratios = runtime
+        .block_on(runtime.spawn(async move {
+            let mut ratios = Vec::new();
+            for _ in 0..40 {
+                let started = Instant::now();
+                bare_batch(&mut ws, &subscribe).await;
+                let bare_time = started.elapsed();
+                let started = Instant::now();
+                stream_batch(&mut md).await;
+                let stream_time = started.elapsed();
+                ratios.push(bare_time.as_secs_f64() / stream_time.as_secs_f64());
+            }
+            ratios
+        }))
+        .unwrap();
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "quotes_{flavour}: MarketDataStream / bare throughput, median of {} alternating rounds: \
+         {:.3} (quartiles {:.3} .. {:.3})",
+        sorted.len(),
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() / 4],
+        sorted[sorted.len() * 3 / 4],
+    );
 }
 
 fn bench(c: &mut Criterion) {
