@@ -129,32 +129,24 @@ struct Outbox<E> {
 }
 
 impl<E> Outbox<E> {
-    /// A data event: staged, and queued by `commit` (once per burst of frames). In `Lag` mode
-    /// it is dropped (and counted) if the queue is full then.
-    async fn data(&mut self, event: E) -> Result<(), Gone> {
-        self.tx.stage(event);
-        if self.tx.staged() >= BURST as usize {
-            self.commit().await
-        } else {
-            Ok(())
-        }
+    /// Stages an event; `commit` queues it (once per burst of frames).
+    fn stage(&mut self, event: E, must_see: bool) {
+        self.tx.stage(event, must_see);
     }
 
     /// A must-see event, queued at once (after the staged ones).
     async fn control(&mut self, event: E) -> Result<(), Gone> {
-        if self.backpressure {
-            self.tx.commit_wait(Some(event)).await
-        } else {
-            self.tx.commit(Some(event))
-        }
+        self.tx.stage(event, true);
+        self.commit().await
     }
 
-    /// Queues the staged events and wakes the consumer.
+    /// Queues the staged events and wakes the consumer. In `Lag` mode data events that do not
+    /// fit are dropped and counted; in `Backpressure` mode this waits for room.
     async fn commit(&mut self) -> Result<(), Gone> {
         if self.backpressure {
-            self.tx.commit_wait(None).await
+            self.tx.commit_wait().await
         } else {
-            self.tx.commit(None)
+            self.tx.commit()
         }
     }
 
@@ -418,19 +410,24 @@ impl<P: Protocol> Core<P> {
             tokio::select! {
                 biased;
                 frame = socket.next() => {
-                    // Take every frame already read, then queue them and wake the consumer
-                    // once.
+                    // Take every frame already read, then queue their events and wake the
+                    // consumer once.
                     let mut burst = 0;
+                    let mut ended = None;
                     let mut frame = Some(frame);
                     while let Some(this) = frame {
-                        if let Some(end) = self.on_frame(this).await {
-                            let _ = self.out.commit().await;
-                            return end;
+                        if let Some(end) = self.on_frame(this) {
+                            ended = Some(end);
+                            break;
                         }
                         burst += 1;
                         frame = if burst < BURST { socket.next().now_or_never() } else { None };
                     }
-                    if self.out.commit().await.is_err() {
+                    let committed = self.out.commit().await;
+                    if let Some(end) = ended {
+                        return end;
+                    }
+                    if committed.is_err() {
                         return End::Closed;
                     }
                     last_rx = Instant::now();
@@ -507,7 +504,8 @@ impl<P: Protocol> Core<P> {
         }
     }
 
-    async fn on_frame(
+    /// Interprets one frame, staging its event (synchronous: nothing per frame is awaited).
+    fn on_frame(
         &mut self,
         frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
     ) -> Option<End> {
@@ -532,13 +530,13 @@ impl<P: Protocol> Core<P> {
                 "the server closed the connection".to_string(),
             ))),
         };
-        let delivered = match handled {
-            Handled::Data(event) => self.out.data(event).await,
-            Handled::Control(event) => self.out.control(event).await,
-            Handled::Nothing => Ok(()),
+        match handled {
+            Handled::Data(event) => self.out.stage(event, false),
+            Handled::Control(event) => self.out.stage(event, true),
+            Handled::Nothing => {}
             Handled::End(end) => return Some(end),
-        };
-        delivered.err().map(|Gone| End::Closed)
+        }
+        None
     }
 
     fn on_text(&mut self, text: &str) -> Handled<P::Event> {

@@ -85,7 +85,7 @@ pub(crate) struct Gone;
 pub(crate) struct Sender<E> {
     shared: Arc<Shared<E>>,
     /// Events of the current burst, moved into the queue under one lock by `commit`.
-    staged: VecDeque<E>,
+    staged: VecDeque<(E, bool)>,
 }
 
 /// The consuming side (inside the public stream).
@@ -136,21 +136,17 @@ fn count_drop<E>(state: &mut State<E>) {
 }
 
 impl<E> Sender<E> {
-    /// Stages a data event; [`Sender::commit`] queues the burst and wakes the consumer once.
-    pub(crate) fn stage(&mut self, event: E) {
-        self.staged.push_back(event);
+    /// Stages an event; [`Sender::commit`] (or [`Sender::commit_wait`]) queues the burst in
+    /// order and wakes the consumer once. A `must_see` event (connection change, error) may go
+    /// over the capacity, within a headroom; a data event may be dropped in `Lag` mode.
+    pub(crate) fn stage(&mut self, event: E, must_see: bool) {
+        self.staged.push_back((event, must_see));
     }
 
-    /// How many events are staged.
-    pub(crate) fn staged(&self) -> usize {
-        self.staged.len()
-    }
-
-    /// `Lag` mode: queues the staged events, counting those that do not fit as dropped, then
-    /// `control` (a must-see event, allowed over the capacity within a headroom), and wakes
-    /// the consumer.
-    pub(crate) fn commit(&mut self, control: Option<E>) -> Result<(), Gone> {
-        if self.staged.is_empty() && control.is_none() {
+    /// `Lag` mode: queues the staged events, counting the data events that do not fit as
+    /// dropped, and wakes the consumer.
+    pub(crate) fn commit(&mut self) -> Result<(), Gone> {
+        if self.staged.is_empty() {
             return Ok(());
         }
         let capacity = self.shared.capacity;
@@ -159,16 +155,13 @@ impl<E> Sender<E> {
             self.staged.clear();
             return Err(Gone);
         }
-        for event in self.staged.drain(..) {
-            if state.events < capacity {
-                state.queue.push_back(Slot::Event(event));
-                state.events += 1;
+        for (event, must_see) in self.staged.drain(..) {
+            let limit = if must_see {
+                capacity + CONTROL_HEADROOM
             } else {
-                count_drop(&mut state);
-            }
-        }
-        if let Some(event) = control {
-            if state.events < capacity + CONTROL_HEADROOM {
+                capacity
+            };
+            if state.events < limit {
                 state.queue.push_back(Slot::Event(event));
                 state.events += 1;
             } else {
@@ -180,10 +173,9 @@ impl<E> Sender<E> {
         Ok(())
     }
 
-    /// `Backpressure` mode: queues the staged events (and `control` after them), waiting for
-    /// room as needed, and wakes the consumer.
-    pub(crate) async fn commit_wait(&mut self, control: Option<E>) -> Result<(), Gone> {
-        self.staged.extend(control);
+    /// `Backpressure` mode: queues the staged events, waiting for room as needed, and wakes
+    /// the consumer.
+    pub(crate) async fn commit_wait(&mut self) -> Result<(), Gone> {
         if self.staged.is_empty() {
             return Ok(());
         }
@@ -203,7 +195,7 @@ impl<E> Sender<E> {
                 }
                 let unbounded = self.shared.producer.is_closing();
                 while state.events < self.shared.capacity || unbounded {
-                    let Some(event) = self.staged.pop_front() else {
+                    let Some((event, _)) = self.staged.pop_front() else {
                         break;
                     };
                     state.queue.push_back(Slot::Event(event));
@@ -228,7 +220,8 @@ impl<E> Sender<E> {
     /// consumer.
     pub(crate) fn push_last(&mut self, event: E) {
         let mut state = self.shared.lock();
-        for event in self.staged.drain(..).chain(std::iter::once(event)) {
+        let staged = self.staged.drain(..).map(|(event, _)| event);
+        for event in staged.chain(std::iter::once(event)) {
             state.queue.push_back(Slot::Event(event));
             state.events += 1;
         }
