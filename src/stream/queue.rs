@@ -25,7 +25,11 @@ use futures::task::AtomicWaker;
 const CONTROL_HEADROOM: usize = 256;
 
 enum Slot<E> {
+    /// A data event (may be dropped when the queue is full, in `Lag` mode).
     Event(E),
+    /// A must-see event (may go over the capacity, within a headroom).
+    Control(E),
+    /// This many data events were dropped here.
     Lagged(u64),
 }
 
@@ -85,7 +89,7 @@ pub(crate) struct Gone;
 pub(crate) struct Sender<E> {
     shared: Arc<Shared<E>>,
     /// Events of the current burst, moved into the queue under one lock by `commit`.
-    staged: VecDeque<(E, bool)>,
+    staged: VecDeque<Slot<E>>,
 }
 
 /// The consuming side (inside the public stream).
@@ -128,6 +132,21 @@ pub(crate) fn channel<E>(
     )
 }
 
+/// Moves everything staged at once if it all fits (the usual case: no copy at all when the
+/// consumer has taken everything before). False if it does not fit.
+fn move_all<E>(staged: &mut VecDeque<Slot<E>>, state: &mut State<E>, capacity: usize) -> bool {
+    if state.events + staged.len() > capacity {
+        return false;
+    }
+    state.events += staged.len();
+    if state.queue.is_empty() {
+        std::mem::swap(&mut state.queue, staged);
+    } else {
+        state.queue.append(staged);
+    }
+    true
+}
+
 fn count_drop<E>(state: &mut State<E>) {
     match state.queue.back_mut() {
         Some(Slot::Lagged(dropped)) => *dropped += 1,
@@ -140,7 +159,11 @@ impl<E> Sender<E> {
     /// order and wakes the consumer once. A `must_see` event (connection change, error) may go
     /// over the capacity, within a headroom; a data event may be dropped in `Lag` mode.
     pub(crate) fn stage(&mut self, event: E, must_see: bool) {
-        self.staged.push_back((event, must_see));
+        self.staged.push_back(if must_see {
+            Slot::Control(event)
+        } else {
+            Slot::Event(event)
+        });
     }
 
     /// `Lag` mode: queues the staged events, counting the data events that do not fit as
@@ -155,17 +178,18 @@ impl<E> Sender<E> {
             self.staged.clear();
             return Err(Gone);
         }
-        for (event, must_see) in self.staged.drain(..) {
-            let limit = if must_see {
-                capacity + CONTROL_HEADROOM
-            } else {
-                capacity
-            };
-            if state.events < limit {
-                state.queue.push_back(Slot::Event(event));
-                state.events += 1;
-            } else {
-                count_drop(&mut state);
+        if !move_all(&mut self.staged, &mut state, self.shared.capacity) {
+            for slot in self.staged.drain(..) {
+                let limit = match slot {
+                    Slot::Control(_) => capacity + CONTROL_HEADROOM,
+                    _ => capacity,
+                };
+                if state.events < limit {
+                    state.queue.push_back(slot);
+                    state.events += 1;
+                } else {
+                    count_drop(&mut state);
+                }
             }
         }
         drop(state);
@@ -194,12 +218,14 @@ impl<E> Sender<E> {
                     return Poll::Ready(Err(Gone));
                 }
                 let unbounded = self.shared.producer.is_closing();
-                while state.events < self.shared.capacity || unbounded {
-                    let Some((event, _)) = self.staged.pop_front() else {
-                        break;
-                    };
-                    state.queue.push_back(Slot::Event(event));
-                    state.events += 1;
+                if !move_all(&mut self.staged, &mut state, self.shared.capacity) {
+                    while state.events < self.shared.capacity || unbounded {
+                        let Some(slot) = self.staged.pop_front() else {
+                            break;
+                        };
+                        state.queue.push_back(slot);
+                        state.events += 1;
+                    }
                 }
             }
             // The consumer must drain what is queued before there is room.
@@ -220,11 +246,9 @@ impl<E> Sender<E> {
     /// consumer.
     pub(crate) fn push_last(&mut self, event: E) {
         let mut state = self.shared.lock();
-        let staged = self.staged.drain(..).map(|(event, _)| event);
-        for event in staged.chain(std::iter::once(event)) {
-            state.queue.push_back(Slot::Event(event));
-            state.events += 1;
-        }
+        state.events += self.staged.len() + 1;
+        state.queue.append(&mut self.staged);
+        state.queue.push_back(Slot::Control(event));
         drop(state);
         self.shared.consumer.wake();
     }
@@ -240,7 +264,7 @@ impl<E> Drop for Sender<E> {
 impl<E> Receiver<E> {
     fn materialize(&self, slot: Slot<E>) -> E {
         match slot {
-            Slot::Event(event) => event,
+            Slot::Event(event) | Slot::Control(event) => event,
             Slot::Lagged(dropped) => (self.lagged)(dropped),
         }
     }
