@@ -119,8 +119,10 @@ pub(crate) trait Protocol: Send + 'static {
     }
 }
 
-/// After this many frames in a row, commands and timers get a turn even under a flood.
-const BURST: u32 = 64;
+/// At most this many frames are decoded before their events are handed over (only when frames
+/// are already waiting: a lone frame is handed over at once); then commands and timers get a
+/// turn even under a flood.
+const BURST: u32 = 128;
 
 /// The consumer side: the event queue, in the configured overflow mode.
 struct Outbox<E> {
