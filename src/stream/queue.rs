@@ -314,3 +314,102 @@ impl<E> Drop for Receiver<E> {
         self.shared.producer.wake();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Ev {
+        Data(u32),
+        Control(&'static str),
+        Lagged(u64),
+    }
+
+    fn lagged(dropped: u64) -> Ev {
+        Ev::Lagged(dropped)
+    }
+
+    async fn drain(rx: &mut Receiver<Ev>) -> Vec<Ev> {
+        let mut out = Vec::new();
+        while let Some(event) = rx.recv().await {
+            out.push(event);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_data_and_marks_the_gap_in_order() {
+        let (mut tx, mut rx, _) = channel(2, lagged);
+        for i in 0..3 {
+            tx.stage(Ev::Data(i), false);
+        }
+        tx.stage(Ev::Control("reconnecting"), true);
+        tx.stage(Ev::Data(3), false);
+        tx.stage(Ev::Data(4), false);
+        assert!(tx.commit().is_ok());
+        drop(tx);
+        assert_eq!(
+            drain(&mut rx).await,
+            vec![
+                Ev::Data(0),
+                Ev::Data(1),
+                Ev::Lagged(1),
+                Ev::Control("reconnecting"),
+                Ev::Lagged(2),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn room_comes_back_once_the_consumer_has_taken_events() {
+        let (mut tx, mut rx, _) = channel(1, lagged);
+        tx.stage(Ev::Data(0), false);
+        tx.stage(Ev::Data(1), false);
+        assert!(tx.commit().is_ok());
+        assert_eq!(rx.recv().await, Some(Ev::Data(0)));
+        assert_eq!(rx.recv().await, Some(Ev::Lagged(1)));
+        tx.stage(Ev::Data(2), false);
+        assert!(tx.commit().is_ok());
+        assert_eq!(rx.recv().await, Some(Ev::Data(2)));
+    }
+
+    #[tokio::test]
+    async fn backpressure_waits_for_the_consumer_and_loses_nothing() {
+        let (mut tx, mut rx, _) = channel(2, lagged);
+        let producer = tokio::spawn(async move {
+            for i in 0..100 {
+                tx.stage(Ev::Data(i), false);
+                if i % 7 == 0 {
+                    assert!(tx.commit_wait().await.is_ok());
+                }
+            }
+            assert!(tx.commit_wait().await.is_ok());
+        });
+        let events = drain(&mut rx).await;
+        producer.await.unwrap();
+        assert_eq!(events, (0..100).map(Ev::Data).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn closing_releases_a_producer_waiting_for_room() {
+        let (mut tx, mut rx, closing) = channel(1, lagged);
+        tx.stage(Ev::Data(0), false);
+        tx.stage(Ev::Data(1), false);
+        let producer = tokio::spawn(async move { tx.commit_wait().await.is_ok() });
+        tokio::task::yield_now().await;
+        closing.close();
+        assert!(producer.await.unwrap());
+        assert_eq!(drain(&mut rx).await, vec![Ev::Data(0), Ev::Data(1)]);
+    }
+
+    #[tokio::test]
+    async fn a_gone_consumer_is_reported() {
+        let (mut tx, rx, _) = channel(1, lagged);
+        drop(rx);
+        tx.stage(Ev::Data(0), false);
+        assert!(tx.commit().is_err());
+        tx.stage(Ev::Data(0), false);
+        assert!(tx.commit_wait().await.is_err());
+    }
+}
