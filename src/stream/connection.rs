@@ -405,9 +405,18 @@ impl<P: Protocol> Core<P> {
         let mut next_ping = last_rx + ping_every;
         let timer = sleep_until(next_ping.min(last_rx + idle));
         tokio::pin!(timer);
+        let mut renew_at = self.protocol.renew_at();
+        let renew = sleep_until(renew_at.unwrap_or(last_rx));
+        tokio::pin!(renew);
         let mut frames = Vec::new();
         loop {
-            let renew_at = self.protocol.renew_at();
+            let wanted = self.protocol.renew_at();
+            if wanted != renew_at {
+                renew_at = wanted;
+                if let Some(at) = renew_at {
+                    renew.as_mut().reset(at);
+                }
+            }
             let mut housekeeping = false;
             tokio::select! {
                 biased;
@@ -451,7 +460,7 @@ impl<P: Protocol> Core<P> {
                     }
                 }
                 () = &mut timer => housekeeping = true,
-                () = sleep_until(renew_at.unwrap_or(last_rx)), if renew_at.is_some() => {
+                () = &mut renew, if renew_at.is_some() => {
                     match self.protocol.renew().await {
                         Ok(()) => return End::RetryNow(StreamError::TokenRenewal),
                         Err(error) => {
