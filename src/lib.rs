@@ -18,6 +18,7 @@ pub mod codes;
 pub mod credentials;
 pub mod error;
 pub mod orders;
+mod paging;
 pub mod stream;
 pub mod symbology;
 
@@ -39,3 +40,8 @@ pub mod rest {
 pub use client::{ConnectTrade, ConnectTradeBuilder, UserClient};
 pub use credentials::{PlatformCredentials, Secret, UserCredentials};
 pub use error::{Error, Result};
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
