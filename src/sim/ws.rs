@@ -792,6 +792,8 @@ fn live(
                     };
                     let end = floor_to(now, seconds);
                     if floor_to(before, seconds) < end {
+                        // Walks start on first use: make sure this one has.
+                        market.mid(symbol, tick);
                         let start = end - chrono::Duration::seconds(seconds);
                         out.extend(
                             market
