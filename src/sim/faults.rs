@@ -182,16 +182,14 @@ impl Faults {
         if let Some(fault) = plan.next.pop_front() {
             return Some(fault);
         }
-        if let Some((k, fault)) = plan.every {
-            if call % k == 0 {
+        if let Some((k, fault)) = plan.every
+            && call.is_multiple_of(k) {
                 return Some(fault);
             }
-        }
-        if let Some((share, fault, rng)) = plan.share.as_mut() {
-            if rng.f64() < *share {
+        if let Some((share, fault, rng)) = plan.share.as_mut()
+            && rng.f64() < *share {
                 return Some(*fault);
             }
-        }
         None
     }
 

@@ -428,6 +428,7 @@ impl Market {
     /// Bars of `interval` for `symbol`: the `count` most recent complete bars ending at or
     /// before `now`, oldest first, restricted to `[from, to)` when given. Bars before the start
     /// of the simulation are synthesized backwards from the starting price (deterministic).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn bars(
         &mut self,
         symbol: &str,

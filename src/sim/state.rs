@@ -704,30 +704,25 @@ impl State {
     fn reserved(&mut self, account_id: &str) -> Decimal {
         let (tick, now) = (self.tick, self.now);
         let mut reserved = Decimal::ZERO;
-        let open: Vec<(Decimal, Decimal, Option<Decimal>, Vec<String>, bool)> = self
-            .orders
-            .iter()
-            .filter(|o| o.wire.account_id == account_id && o.is_open() && o.buy)
-            .map(|o| {
-                let limit = o.wire.order_limit_price.or(o.wire.stop_price);
-                (
-                    o.remaining(),
-                    o.multiplier,
-                    limit,
-                    o.symbols().iter().map(|s| s.to_string()).collect(),
-                    o.legs.is_empty(),
-                )
+        let open: Vec<usize> = (0..self.orders.len())
+            .filter(|&i| {
+                let o = &self.orders[i];
+                o.wire.account_id == account_id && o.is_open() && o.buy
             })
             .collect();
-        for (remaining, multiplier, limit, symbols, single) in open {
+        for i in open {
+            let o = &self.orders[i];
+            let (remaining, multiplier) = (o.remaining(), o.multiplier);
+            let limit = o.wire.order_limit_price.or(o.wire.stop_price);
+            let single = o.legs.is_empty().then(|| o.wire.symbol.clone()).flatten();
             let price = match (limit, single) {
                 (Some(limit), _) => limit.max(Decimal::ZERO),
-                (None, true) => symbols
-                    .first()
-                    .and_then(|s| self.market.bid_ask(s, tick, now))
+                (None, Some(symbol)) => self
+                    .market
+                    .bid_ask(&symbol, tick, now)
                     .map(|(_, ask)| ask)
                     .unwrap_or_default(),
-                (None, false) => Decimal::ZERO,
+                (None, None) => Decimal::ZERO,
             };
             reserved += remaining * price * multiplier;
         }
@@ -1206,11 +1201,10 @@ impl State {
             if !known {
                 return Some(format!("unknown symbol {symbol}"));
             }
-            if let Some(spec) = parse_option(symbol) {
-                if spec.expiry < now.date_naive() {
+            if let Some(spec) = parse_option(symbol)
+                && spec.expiry < now.date_naive() {
                     return Some(format!("option {symbol} has expired"));
                 }
-            }
         }
         // Quantity of a notional order, from the ask now.
         let o = &self.orders[idx];
@@ -1584,11 +1578,10 @@ impl State {
                 "only market orders take a notional, and they cannot be modified",
             ));
         }
-        if let Some(q) = req.order_qty {
-            if q <= Decimal::ZERO {
+        if let Some(q) = req.order_qty
+            && q <= Decimal::ZERO {
                 return Err(ApiError::invalid("order_qty", "must be positive"));
             }
-        }
         for (field, value) in [
             ("order_limit_price", req.order_limit_price),
             ("stop_price", req.stop_price),
@@ -1711,11 +1704,9 @@ impl State {
             if let Some(close) = day
                 .and_hms_opt(CLOSE, 0, 0)
                 .map(|t| Utc.from_utc_datetime(&t))
-            {
-                if before < close && close <= self.now {
+                && before < close && close <= self.now {
                     self.close_market();
                 }
-            }
             day += ChronoDuration::days(1);
             let next_midnight = Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN));
             if before < next_midnight && next_midnight <= self.now {

@@ -312,8 +312,8 @@ async fn brokerage(conn: &mut Conn) -> Flow {
             }
             Step::Event(Err(RecvError::Closed)) => return Err(End),
             Step::Control(received) => {
-                if let Some(Control::BrokerageReplaced { by }) = conn.control(received).await? {
-                    if authenticated && by != conn.id {
+                if let Some(Control::BrokerageReplaced { by }) = conn.control(received).await?
+                    && authenticated && by != conn.id {
                         conn.send(&error(
                             ErrorCode::SessionReplaced,
                             "another session authenticated with these credentials",
@@ -322,7 +322,6 @@ async fn brokerage(conn: &mut Conn) -> Flow {
                         .await?;
                         return conn.close(CLOSE_SESSION_REPLACED, "session replaced").await;
                     }
-                }
             }
             Step::Shutdown => return conn.close(1001, "simulator shutting down").await,
         }
@@ -515,8 +514,8 @@ async fn market_data(conn: &mut Conn) -> Flow {
                 }
             }
             Step::Control(received) => {
-                if let Some(Control::TokenRevoked(revoked)) = conn.control(received).await? {
-                    if token.as_deref() == Some(revoked.as_str()) {
+                if let Some(Control::TokenRevoked(revoked)) = conn.control(received).await?
+                    && token.as_deref() == Some(revoked.as_str()) {
                         conn.send(&error(
                             ErrorCode::TokenExpired,
                             "the token was replaced by a newer one or revoked",
@@ -525,7 +524,6 @@ async fn market_data(conn: &mut Conn) -> Flow {
                         .await?;
                         return conn.close(CLOSE_TOKEN_EXPIRED, "token revoked").await;
                     }
-                }
             }
             Step::Shutdown => return conn.close(1001, "simulator shutting down").await,
         }

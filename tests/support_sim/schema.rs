@@ -68,10 +68,10 @@ impl Spec {
             }
             return;
         }
-        if let Some(choices) = schema.get("enum").and_then(Value::as_array) {
-            if !choices.contains(value) {
-                errors.push(format!("{path}: {value} is not one of {choices:?}"));
-            }
+        if let Some(choices) = schema.get("enum").and_then(Value::as_array)
+            && !choices.contains(value)
+        {
+            errors.push(format!("{path}: {value} is not one of {choices:?}"));
         }
         let Some(kind) = schema.get("type").and_then(Value::as_str) else {
             return;
@@ -113,10 +113,10 @@ impl Spec {
                 }
             }
             ("string", Value::String(text)) => {
-                if let Some(format) = schema.get("format").and_then(Value::as_str) {
-                    if let Err(why) = check_format(format, text) {
-                        errors.push(format!("{path}: {text:?} is not {format}: {why}"));
-                    }
+                if let Some(format) = schema.get("format").and_then(Value::as_str)
+                    && let Err(why) = check_format(format, text)
+                {
+                    errors.push(format!("{path}: {text:?} is not {format}: {why}"));
                 }
             }
             ("integer", Value::Number(n)) if n.is_i64() || n.is_u64() => {}
