@@ -183,13 +183,15 @@ impl Faults {
             return Some(fault);
         }
         if let Some((k, fault)) = plan.every
-            && call.is_multiple_of(k) {
-                return Some(fault);
-            }
+            && call.is_multiple_of(k)
+        {
+            return Some(fault);
+        }
         if let Some((share, fault, rng)) = plan.share.as_mut()
-            && rng.f64() < *share {
-                return Some(*fault);
-            }
+            && rng.f64() < *share
+        {
+            return Some(*fault);
+        }
         None
     }
 

@@ -859,10 +859,22 @@ impl State {
     fn set_status(&mut self, idx: usize, status: OrderStatus, broker_status: &str) {
         let now = self.now;
         let o = self.order_mut(idx);
+        let was_open = o.wire.status.is_open() && o.wire.status != OrderStatus::Pending;
+        // Buying power changes when a buy starts resting or stops resting without a fill.
+        let moves_buying_power = o.buy
+            && match &status {
+                OrderStatus::Working => o.wire.status == OrderStatus::Pending,
+                OrderStatus::Cancelled | OrderStatus::Expired | OrderStatus::Replaced => was_open,
+                _ => false,
+            };
         o.wire.status = status;
         o.wire.broker_status = Some(broker_status.to_string());
         o.wire.updated_at = Some(now);
+        let (user_id, account_id) = (o.user_id.clone(), o.wire.account_id.clone());
         self.emit_order(idx);
+        if moves_buying_power && let Some(balance) = self.balance(&account_id) {
+            self.emit(&user_id, &account_id, Payload::Balance(Box::new(balance)));
+        }
     }
 
     fn find_order(&self, user_id: &str, account_id: &str, order_id: &str) -> ApiResult<usize> {
@@ -1202,9 +1214,10 @@ impl State {
                 return Some(format!("unknown symbol {symbol}"));
             }
             if let Some(spec) = parse_option(symbol)
-                && spec.expiry < now.date_naive() {
-                    return Some(format!("option {symbol} has expired"));
-                }
+                && spec.expiry < now.date_naive()
+            {
+                return Some(format!("option {symbol} has expired"));
+            }
         }
         // Quantity of a notional order, from the ask now.
         let o = &self.orders[idx];
@@ -1579,9 +1592,10 @@ impl State {
             ));
         }
         if let Some(q) = req.order_qty
-            && q <= Decimal::ZERO {
-                return Err(ApiError::invalid("order_qty", "must be positive"));
-            }
+            && q <= Decimal::ZERO
+        {
+            return Err(ApiError::invalid("order_qty", "must be positive"));
+        }
         for (field, value) in [
             ("order_limit_price", req.order_limit_price),
             ("stop_price", req.stop_price),
@@ -1704,9 +1718,11 @@ impl State {
             if let Some(close) = day
                 .and_hms_opt(CLOSE, 0, 0)
                 .map(|t| Utc.from_utc_datetime(&t))
-                && before < close && close <= self.now {
-                    self.close_market();
-                }
+                && before < close
+                && close <= self.now
+            {
+                self.close_market();
+            }
             day += ChronoDuration::days(1);
             let next_midnight = Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN));
             if before < next_midnight && next_midnight <= self.now {

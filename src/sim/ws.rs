@@ -313,15 +313,17 @@ async fn brokerage(conn: &mut Conn) -> Flow {
             Step::Event(Err(RecvError::Closed)) => return Err(End),
             Step::Control(received) => {
                 if let Some(Control::BrokerageReplaced { by }) = conn.control(received).await?
-                    && authenticated && by != conn.id {
-                        conn.send(&error(
-                            ErrorCode::SessionReplaced,
-                            "another session authenticated with these credentials",
-                            BrokerageMessage::Error,
-                        ))
-                        .await?;
-                        return conn.close(CLOSE_SESSION_REPLACED, "session replaced").await;
-                    }
+                    && authenticated
+                    && by != conn.id
+                {
+                    conn.send(&error(
+                        ErrorCode::SessionReplaced,
+                        "another session authenticated with these credentials",
+                        BrokerageMessage::Error,
+                    ))
+                    .await?;
+                    return conn.close(CLOSE_SESSION_REPLACED, "session replaced").await;
+                }
             }
             Step::Shutdown => return conn.close(1001, "simulator shutting down").await,
         }
@@ -515,15 +517,16 @@ async fn market_data(conn: &mut Conn) -> Flow {
             }
             Step::Control(received) => {
                 if let Some(Control::TokenRevoked(revoked)) = conn.control(received).await?
-                    && token.as_deref() == Some(revoked.as_str()) {
-                        conn.send(&error(
-                            ErrorCode::TokenExpired,
-                            "the token was replaced by a newer one or revoked",
-                            MarketDataMessage::Error,
-                        ))
-                        .await?;
-                        return conn.close(CLOSE_TOKEN_EXPIRED, "token revoked").await;
-                    }
+                    && token.as_deref() == Some(revoked.as_str())
+                {
+                    conn.send(&error(
+                        ErrorCode::TokenExpired,
+                        "the token was replaced by a newer one or revoked",
+                        MarketDataMessage::Error,
+                    ))
+                    .await?;
+                    return conn.close(CLOSE_TOKEN_EXPIRED, "token revoked").await;
+                }
             }
             Step::Shutdown => return conn.close(1001, "simulator shutting down").await,
         }
