@@ -1638,3 +1638,144 @@ fn the_schema_checker_catches_a_response_that_breaks_the_spec() {
         None
     );
 }
+
+#[tokio::test]
+async fn pnl_realized_on_a_partial_close_and_daily_pnl_restarts_at_midnight() {
+    let sim = Simulator::builder()
+        .manual_clock()
+        .tick(Duration::from_secs(60))
+        .start_time(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 2, 22, 0, 0).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let (_, alice) = alice(&sim).await;
+    let bought = alice
+        .client
+        .place_order()
+        .body(order(
+            &alice,
+            "b",
+            OrderSide::Buy,
+            OrderType::Market,
+            "GOOGL",
+            "10",
+        ))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let cost = bought.fills[0].price;
+    sim.advance(Duration::from_secs(3600));
+    let sold = alice
+        .client
+        .place_order()
+        .body(order(
+            &alice,
+            "s",
+            OrderSide::Sell,
+            OrderType::Market,
+            "GOOGL",
+            "4",
+        ))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let realized = (sold.fills[0].price - cost) * dec("4");
+    let p = alice
+        .client
+        .list_positions()
+        .send()
+        .await
+        .unwrap()
+        .into_inner()
+        .remove(0);
+    assert_eq!((p.quantity, p.average_price), (dec("6"), Some(cost)));
+    let unrealized = (p.last_price.unwrap() - cost) * dec("6");
+    assert_eq!(p.unrealized_pl, Some(unrealized));
+    assert_eq!(p.total_pl, Some(unrealized + realized));
+    assert_eq!(p.daily_pl, p.total_pl, "everything happened today");
+
+    // Past midnight UTC the day's P&L starts again from the last price; the total stays.
+    sim.advance(Duration::from_secs(3 * 3600));
+    let p = alice
+        .client
+        .list_positions()
+        .send()
+        .await
+        .unwrap()
+        .into_inner()
+        .remove(0);
+    let last = p.last_price.unwrap();
+    assert_eq!(p.total_pl, Some((last - cost) * dec("6") + realized));
+    assert_ne!(p.daily_pl, p.total_pl);
+    assert_conforms(&sim);
+}
+
+#[tokio::test]
+async fn stop_limit_orders_trigger_then_wait_for_their_limit() {
+    let sim = sim().await;
+    let (_, alice) = alice(&sim).await;
+    let mid = sim.price("AMD").unwrap();
+    // Buy stop-limit: triggers at once (stop below the ask), but the limit is far below.
+    let mut request = order(
+        &alice,
+        "sl",
+        OrderSide::Buy,
+        OrderType::StopLimit,
+        "AMD",
+        "1",
+    );
+    request.stop_price = Some(mid - dec("1"));
+    request.order_limit_price = Some((mid * dec("0.5")).round_dp(2));
+    let placed = alice
+        .client
+        .place_order()
+        .body(request)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (placed.status, placed.broker_status.as_deref()),
+        (OrderStatus::Working, Some("triggered"))
+    );
+    // A sell stop-limit far below never triggers.
+    alice
+        .client
+        .place_order()
+        .body(order(
+            &alice,
+            "own",
+            OrderSide::Buy,
+            OrderType::Market,
+            "AMD",
+            "1",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut request = order(
+        &alice,
+        "sl2",
+        OrderSide::Sell,
+        OrderType::StopLimit,
+        "AMD",
+        "1",
+    );
+    request.stop_price = Some((mid * dec("0.5")).round_dp(2));
+    request.order_limit_price = Some((mid * dec("0.4")).round_dp(2));
+    let resting = alice
+        .client
+        .place_order()
+        .body(request)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (resting.status, resting.broker_status.as_deref()),
+        (OrderStatus::Working, Some("accepted"))
+    );
+    assert_conforms(&sim);
+}
