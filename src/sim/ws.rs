@@ -186,9 +186,10 @@ async fn brokerage(conn: &mut Conn) -> Flow {
     let mut events = conn.shared.events.subscribe();
     let mut control = conn.shared.control.subscribe();
     conn.send(&BrokerageMessage::Welcome {
-        message: Some(
-            "Connect Trade simulator: brokerage stream. Authenticate within 30 s.".to_string(),
-        ),
+        message: Some(format!(
+            "Connect Trade simulator: brokerage stream. Authenticate within {} s.",
+            conn.shared.config.auth_timeout.as_secs()
+        )),
     })
     .await?;
     let deadline = tokio::time::sleep(conn.shared.config.auth_timeout);
@@ -397,9 +398,10 @@ async fn market_data(conn: &mut Conn) -> Flow {
     let mut ticks = conn.shared.ticks.subscribe();
     let mut control = conn.shared.control.subscribe();
     conn.send(&MarketDataMessage::Welcome {
-        message: Some(
-            "Connect Trade simulator: market data stream. Authenticate within 30 s.".to_string(),
-        ),
+        message: Some(format!(
+            "Connect Trade simulator: market data stream. Authenticate within {} s.",
+            conn.shared.config.auth_timeout.as_secs()
+        )),
     })
     .await?;
     let deadline = tokio::time::sleep(conn.shared.config.auth_timeout);
