@@ -1848,3 +1848,10 @@ async fn a_cl_order_id_is_unique_per_day_and_deleting_a_user_removes_everything(
     );
     assert_conforms(&sim);
 }
+
+#[test]
+fn the_simulator_can_be_shared_across_tasks() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Simulator>();
+    shareable::<connect_trade::sim::Faults>();
+}
