@@ -734,7 +734,7 @@ fn initial(shared: &Shared, sub: &Subscription) -> Vec<MarketDataMessage> {
                 market
                     .chain(symbol, tick, now, sub.params.greeks.unwrap_or(false))
                     .into_iter()
-                    .map(MarketDataMessage::OptionQuote),
+                    .map(|quote| MarketDataMessage::OptionQuote(Box::new(quote))),
             ),
             Channel::Bars => {
                 let backfill = sub.params.backfill.unwrap_or(0);
@@ -797,7 +797,7 @@ fn live(
                     market
                         .chain(symbol, tick, now, sub.params.greeks.unwrap_or(false))
                         .into_iter()
-                        .map(MarketDataMessage::OptionQuote),
+                        .map(|quote| MarketDataMessage::OptionQuote(Box::new(quote))),
                 ),
                 Channel::Bars => {
                     let interval = sub.params.interval.clone().unwrap_or(BarInterval::Minute1);
