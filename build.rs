@@ -96,9 +96,9 @@ fn security_table(spec: &serde_json::Value) -> String {
             let needs_user = security
                 .as_array()
                 .map(|alternatives| {
-                    alternatives.iter().all(|req| {
-                        req.as_object().is_some_and(|r| r.contains_key("user_id"))
-                    })
+                    alternatives
+                        .iter()
+                        .all(|req| req.as_object().is_some_and(|r| r.contains_key("user_id")))
                 })
                 .unwrap_or(false);
             if !needs_user {

@@ -185,7 +185,10 @@ impl ClientHooks<Inner> for rest::Client {
         // no such header and our spec's version is our own, so it is not sent.
         headers.remove(&API_VERSION);
         headers.insert(CLIENT_ID.clone(), inner.shared.client_id_header.clone());
-        headers.insert(CLIENT_SECRET.clone(), inner.shared.client_secret_header.clone());
+        headers.insert(
+            CLIENT_SECRET.clone(),
+            inner.shared.client_secret_header.clone(),
+        );
         if !rest::PLATFORM_ONLY_OPERATIONS.contains(&info.operation_id) {
             match &inner.user {
                 Some(user) => {
@@ -373,11 +376,7 @@ impl ConnectTradeBuilder {
             base_url,
         });
         let base = shared.base_url.as_str().trim_end_matches('/').to_string();
-        let rest = rest::Client::new_with_client(
-            &base,
-            http,
-            Inner { shared, user: None },
-        );
+        let rest = rest::Client::new_with_client(&base, http, Inner { shared, user: None });
         Ok(ConnectTrade { rest })
     }
 }
@@ -519,7 +518,9 @@ impl UserClient {
 
 impl fmt::Debug for UserClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserClient").field("rest", &self.rest).finish()
+        f.debug_struct("UserClient")
+            .field("rest", &self.rest)
+            .finish()
     }
 }
 

@@ -259,9 +259,10 @@ impl OrderSide {
     /// `Some(true)` for a side that buys, `Some(false)` for one that sells, `None` if unknown.
     pub fn is_buy(&self) -> Option<bool> {
         match self {
-            OrderSide::Buy | OrderSide::BuyToCover | OrderSide::BuyToOpen | OrderSide::BuyToClose => {
-                Some(true)
-            }
+            OrderSide::Buy
+            | OrderSide::BuyToCover
+            | OrderSide::BuyToOpen
+            | OrderSide::BuyToClose => Some(true),
             OrderSide::Sell
             | OrderSide::SellShort
             | OrderSide::SellToOpen

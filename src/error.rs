@@ -174,7 +174,11 @@ pub(crate) fn request_id_of(headers: &reqwest::header::HeaderMap) -> Option<Stri
 
 /// Parses `Retry-After`: delay-seconds or an HTTP date.
 pub(crate) fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }

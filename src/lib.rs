@@ -17,9 +17,13 @@ pub mod client;
 pub mod codes;
 pub mod credentials;
 pub mod error;
+pub mod oauth;
 pub mod orders;
+pub mod portfolio;
+pub mod safe_order;
 pub mod stream;
 pub mod symbology;
+pub mod workflows;
 
 #[cfg(feature = "sim")]
 pub mod sim;
