@@ -75,7 +75,9 @@ fn outcome_params(url: &Url) -> (Option<String>, Option<String>, Option<String>)
     // single-page app's router moved them there. The query wins.
     let fragment_pairs = url
         .fragment()
-        .map(|f| url::form_urlencoded::parse(f.trim_start_matches('?').as_bytes()))
+        // `#connection_id=…` or a hash route `#/done?connection_id=…`.
+        .map(|f| f.split_once('?').map_or(f, |(_, params)| params))
+        .map(|f| url::form_urlencoded::parse(f.as_bytes()))
         .into_iter()
         .flatten();
     for (key, value) in url.query_pairs().chain(fragment_pairs) {
