@@ -36,7 +36,8 @@ fn failure_gives_error_and_details() {
 
 #[test]
 fn error_without_details() {
-    let err = connection_id_from_redirect("https://app.example.com/cb?error=server_error").unwrap_err();
+    let err =
+        connection_id_from_redirect("https://app.example.com/cb?error=server_error").unwrap_err();
     assert_eq!(
         err,
         RedirectError::Failed {
@@ -48,9 +49,10 @@ fn error_without_details() {
 
 #[test]
 fn an_error_wins_over_a_connection_id() {
-    let err =
-        connection_id_from_redirect("https://app.example.com/cb?connection_id=c1&error=broker_down")
-            .unwrap_err();
+    let err = connection_id_from_redirect(
+        "https://app.example.com/cb?connection_id=c1&error=broker_down",
+    )
+    .unwrap_err();
     assert!(matches!(err, RedirectError::Failed { error, .. } if error == "broker_down"));
 }
 
@@ -71,7 +73,10 @@ fn empty_connection_id_is_refused() {
 
 #[test]
 fn a_bare_query_and_a_fragment_are_read() {
-    assert_eq!(connection_id_from_redirect("?connection_id=q1").unwrap(), "q1");
+    assert_eq!(
+        connection_id_from_redirect("?connection_id=q1").unwrap(),
+        "q1"
+    );
     assert_eq!(
         connection_id_from_redirect("https://spa.example.com/#/done?connection_id=f1").unwrap(),
         "f1",

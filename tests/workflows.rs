@@ -5,8 +5,8 @@ use std::str::FromStr;
 use connect_trade::{
     rest::types::{Balance, Fill, Order, Position},
     workflows::{
-        average_fill_price, average_fill_price_of_orders, daily_pl_summary,
-        partially_filled_orders, total_unrealized_pl, NullableSum,
+        NullableSum, average_fill_price, average_fill_price_of_orders, daily_pl_summary,
+        partially_filled_orders, total_unrealized_pl,
     },
 };
 use rust_decimal::Decimal;
@@ -16,7 +16,12 @@ fn d(text: &str) -> Decimal {
     Decimal::from_str(text).expect("decimal literal")
 }
 
-fn position(account: &str, symbol: &str, unrealized: Option<&str>, daily: Option<&str>) -> Position {
+fn position(
+    account: &str,
+    symbol: &str,
+    unrealized: Option<&str>,
+    daily: Option<&str>,
+) -> Position {
     serde_json::from_value(json!({
         "account_id": account, "symbol": symbol, "quantity": "1",
         "unrealized_pl": unrealized, "daily_pl": daily,
@@ -25,8 +30,10 @@ fn position(account: &str, symbol: &str, unrealized: Option<&str>, daily: Option
 }
 
 fn fill(id: usize, quantity: &str, price: &str) -> Fill {
-    serde_json::from_value(json!({"fill_id": format!("f{id}"), "quantity": quantity, "price": price}))
-        .expect("fill")
+    serde_json::from_value(
+        json!({"fill_id": format!("f{id}"), "quantity": quantity, "price": price}),
+    )
+    .expect("fill")
 }
 
 fn order(id: &str, status: &str, qty: Option<&str>, fills: &[Fill]) -> Order {
@@ -92,15 +99,31 @@ fn vwap_of_a_thousand_fills_with_nine_decimal_prices() {
 #[test]
 fn vwap_rounds_to_nine_places_half_to_even() {
     let up = [fill(1, "1", "0.000000001"), fill(2, "1", "0.000000002")];
-    assert_eq!(average_fill_price(&up).unwrap().unwrap().price, d("0.000000002"));
+    assert_eq!(
+        average_fill_price(&up).unwrap().unwrap().price,
+        d("0.000000002")
+    );
     let down = [fill(1, "1", "0.000000002"), fill(2, "1", "0.000000003")];
-    assert_eq!(average_fill_price(&down).unwrap().unwrap().price, d("0.000000002"));
+    assert_eq!(
+        average_fill_price(&down).unwrap().unwrap().price,
+        d("0.000000002")
+    );
     // 30.000000002 / 3 = 10.000000000666…
     let thirds = [fill(1, "1", "10"), fill(2, "2", "10.000000001")];
-    assert_eq!(average_fill_price(&thirds).unwrap().unwrap().price, d("10.000000001"));
+    assert_eq!(
+        average_fill_price(&thirds).unwrap().unwrap().price,
+        d("10.000000001")
+    );
     // Trailing zeros are removed: 150.5, not 150.500000000.
     let plain = [fill(1, "1", "150"), fill(2, "1", "151")];
-    assert_eq!(average_fill_price(&plain).unwrap().unwrap().price.to_string(), "150.5");
+    assert_eq!(
+        average_fill_price(&plain)
+            .unwrap()
+            .unwrap()
+            .price
+            .to_string(),
+        "150.5"
+    );
 }
 
 #[test]
@@ -111,7 +134,12 @@ fn vwap_of_no_fills_or_zero_quantity_is_none() {
 
 #[test]
 fn vwap_over_several_orders_uses_every_fill() {
-    let a = order("o1", "filled", Some("3"), &[fill(1, "1", "10"), fill(2, "2", "11")]);
+    let a = order(
+        "o1",
+        "filled",
+        Some("3"),
+        &[fill(1, "1", "10"), fill(2, "2", "11")],
+    );
     let b = order("o2", "partially_filled", Some("5"), &[fill(3, "1", "14")]);
     // (10 + 22 + 14) / 4 = 11.5
     let avg = average_fill_price_of_orders([&a, &b]).unwrap().unwrap();
@@ -167,7 +195,10 @@ fn daily_pl_summary_combines_balances_and_positions() {
     assert!(summary.buying_power.is_complete());
     // 12.000000001 - 2 + 0.5; MSFT's null is counted, not zero.
     assert_eq!(summary.daily_pl.total, d("10.500000001"));
-    assert_eq!((summary.daily_pl.reported, summary.daily_pl.missing), (3, 1));
+    assert_eq!(
+        (summary.daily_pl.reported, summary.daily_pl.missing),
+        (3, 1)
+    );
     assert_eq!(summary.by_symbol["AAPL"].total, d("10.000000001"));
     assert_eq!(summary.by_symbol["AAPL"].reported, 2);
     assert_eq!(summary.by_symbol["MSFT"].missing, 1);
