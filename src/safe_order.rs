@@ -211,10 +211,8 @@ where
         }
         last_error = Some(error);
     }
-    if must_look_up {
-        if let Ok(Some(order)) = find().await {
-            return Ok(order);
-        }
+    if must_look_up && let Ok(Some(order)) = find().await {
+        return Ok(order);
     }
     Err(last_error.unwrap_or_else(|| {
         Error::InvalidRequest(format!("{what}: the retry policy allows no attempt"))

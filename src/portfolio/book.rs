@@ -252,20 +252,30 @@ impl UserBook {
     pub(crate) fn apply(&mut self, update: &Update, stamp: Stamp) -> super::Applied {
         use super::Applied;
         let account_id = &update.meta().account_id;
-        let account = self.accounts.entry(account_id.clone()).or_default();
+        // Look up before inserting: the common case allocates nothing.
+        if !self.accounts.contains_key(account_id) {
+            self.accounts
+                .insert(account_id.clone(), AccountBook::default());
+        }
+        let Some(account) = self.accounts.get_mut(account_id) else {
+            return Applied::Unchanged;
+        };
         match update {
             Update::Order { order, .. } => {
                 match account.orders.get_mut(&order.order_id) {
                     Some(held) => {
-                        match held.stamp.compare(&stamp) {
+                        let newer = match held.stamp.compare(&stamp) {
                             Some(Ordering::Less) => return Applied::Stale,
-                            Some(_) => {}
+                            Some(Ordering::Greater) => true,
+                            Some(Ordering::Equal) => false,
                             None if order_regresses(&held.value, order) => {
                                 return Applied::Stale;
                             }
-                            None => {}
-                        }
-                        if held.value == *order {
+                            None => false,
+                        };
+                        // A strictly newer stamp is a change; otherwise compare the values so
+                        // that a repeat is not reported as one.
+                        if !newer && held.value == *order {
                             held.stamp = stamp;
                             return Applied::Unchanged;
                         }
@@ -302,13 +312,16 @@ impl UserBook {
                         Applied::Unchanged
                     };
                 }
-                account.positions.insert(
-                    position.symbol.clone(),
-                    Entry {
-                        value: position.clone(),
-                        stamp,
-                    },
-                );
+                let entry = Entry {
+                    value: position.clone(),
+                    stamp,
+                };
+                match account.positions.get_mut(&position.symbol) {
+                    Some(held) => *held = entry,
+                    None => {
+                        account.positions.insert(position.symbol.clone(), entry);
+                    }
+                }
                 Applied::Changed
             }
             Update::Balance { balance, .. } => {
