@@ -605,3 +605,31 @@ async fn users_first_seen_on_the_stream_are_resolved_and_loaded() {
     assert!(p.user("mallory").is_none());
     assert!(rest.state.lock().unwrap().requests >= 4);
 }
+
+#[tokio::test]
+async fn lagging_behind_the_stream_triggers_a_reconciliation() {
+    let rest = FakeRest::start().await;
+    rest.set_order(order_value("o1", "working", 0, 1));
+    let user = client_for(&rest.base_url, "alice");
+    let p = Portfolio::for_user(user.clone());
+    p.load().await.unwrap();
+    let mut changes = p.changes();
+    let (tx, stream) = feed();
+    let runner = tokio::spawn({
+        let p = p.clone();
+        async move { p.run(stream).await }
+    });
+    // Updates dropped locally: the fill of o1 never reaches the mirror.
+    rest.set_order(order_value("o1", "filled", 10, 5));
+    tx.send(FeedEvent::Lagged).unwrap();
+    // An update after the lag, racing the reconciliation's read, is kept too.
+    tx.send(order_update("alice", "o2", "working", 0, 6).into()).unwrap();
+    assert_eq!(changes.recv().await.unwrap(), Change::Stale);
+    let (_, corrected, current) = loaded(&mut changes).await;
+    assert!(corrected >= 1 && current);
+    let book = p.user("alice").unwrap();
+    assert_eq!(book.order("acc-1", "o1").unwrap().status.as_str(), "filled");
+    assert!(book.order("acc-1", "o2").is_some());
+    drop(tx);
+    runner.await.unwrap();
+}

@@ -152,8 +152,8 @@ impl PortfolioView<'_> {
 struct Inner {
     state: RwLock<State>,
     clients: RwLock<HashMap<String, UserClient>>,
-    /// Users the resolver declined.
-    declined: RwLock<HashSet<String>>,
+    /// Users the resolver was asked about (resolved, declined or in progress).
+    seen: RwLock<HashSet<String>>,
     resolver: Option<Box<dyn UserResolver>>,
     /// Keep updates of users without a client (a detached mirror).
     accept_unknown: bool,
@@ -249,7 +249,7 @@ impl PortfolioBuilder {
             inner: Arc::new(Inner {
                 state: RwLock::new(state),
                 clients: RwLock::new(clients),
-                declined: RwLock::new(HashSet::new()),
+                seen: RwLock::new(HashSet::new()),
                 resolver: self.resolver,
                 accept_unknown: self.accept_unknown,
                 scope: self.scope,
@@ -546,21 +546,16 @@ impl Portfolio {
         let Some(resolver) = &self.inner.resolver else {
             return;
         };
-        if read(&self.inner.declined).contains(&user_id) || self.client(&user_id).is_some() {
+        if self.client(&user_id).is_some() {
             return;
         }
-        match resolver.resolve(&user_id).await {
-            Some(client) => {
-                write(&self.inner.clients).insert(user_id.clone(), client);
-                write(&self.inner.state)
-                    .users
-                    .entry(user_id.clone())
-                    .or_default();
-                let _ = self.load_user(&user_id).await;
-            }
-            None => {
-                write(&self.inner.declined).insert(user_id);
-            }
+        if let Some(client) = resolver.resolve(&user_id).await {
+            write(&self.inner.clients).insert(user_id.clone(), client);
+            write(&self.inner.state)
+                .users
+                .entry(user_id.clone())
+                .or_default();
+            let _ = self.load_user(&user_id).await;
         }
     }
 
@@ -574,32 +569,48 @@ impl Portfolio {
         while let Some(event) = feed.next().await {
             match event {
                 FeedEvent::Update(update) => {
-                    let user_id = update.user_id().to_string();
-                    if self.apply(update) == Applied::UnknownUser && self.inner.resolver.is_some() {
+                    let user_id = self
+                        .inner
+                        .resolver
+                        .is_some()
+                        .then(|| update.user_id().to_string());
+                    if self.apply(update) == Applied::UnknownUser
+                        && let Some(user_id) = user_id
+                        && write(&self.inner.seen).insert(user_id.clone())
+                    {
+                        // First sight of this user: resolve it once, in the background.
                         let this = self.clone();
                         tasks.spawn(async move { this.discover(user_id).await });
                     }
                 }
                 FeedEvent::Disconnected => self.mark_stale(),
-                FeedEvent::Reconnected => {
-                    // Sequences restart with the new session; buffering starts here, in
-                    // feed order, before any update of the new session is applied.
-                    let clients: Vec<UserClient> =
-                        read(&self.inner.clients).values().cloned().collect();
-                    write(&self.inner.state).session += 1;
-                    for client in clients {
-                        let generation = self.begin_load(client.user_id());
-                        let this = self.clone();
-                        tasks.spawn(async move {
-                            let user_id = client.user_id().to_string();
-                            let _ = this.reload(&client, &user_id, generation).await;
-                        });
-                    }
+                FeedEvent::Reconnected => self.start_reconcile(&mut tasks, true),
+                FeedEvent::Lagged => {
+                    self.mark_stale();
+                    self.start_reconcile(&mut tasks, false);
                 }
             }
             while tasks.try_join_next().is_some() {}
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Begins reloading every user with a client, in feed order (buffering starts now), and
+    /// spawns the REST reads.
+    fn start_reconcile(&self, tasks: &mut tokio::task::JoinSet<()>, new_session: bool) {
+        let clients: Vec<UserClient> = read(&self.inner.clients).values().cloned().collect();
+        if new_session {
+            // Sequences restart with the new session.
+            write(&self.inner.state).session += 1;
+        }
+        for client in clients {
+            let generation = self.begin_load(client.user_id());
+            let this = self.clone();
+            tasks.spawn(async move {
+                let user_id = client.user_id().to_string();
+                let _ = this.reload(&client, &user_id, generation).await;
+            });
+        }
     }
 
     /// The second half of a load begun (buffering) by [`begin_load`](Self::begin_load):

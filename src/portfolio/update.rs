@@ -82,6 +82,9 @@ pub enum FeedEvent {
     /// The stream is back (re-authenticated, re-subscribed). The mirror reconciles every user
     /// over REST, buffering the updates that race the reads.
     Reconnected,
+    /// Updates were dropped on the way (a consumer fell behind) while the connection stayed
+    /// up. The mirror marks every user stale and reconciles as after a reconnect.
+    Lagged,
 }
 
 impl From<Update> for FeedEvent {
