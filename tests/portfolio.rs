@@ -287,6 +287,15 @@ fn the_workflows_run_on_a_users_book() {
     assert_eq!(avg.price, "10.000000001".parse::<Decimal>().unwrap());
     assert_eq!(avg.quantity, Decimal::from(5));
     assert_eq!(book.daily_pl_summary().unwrap().daily_pl.missing, 1);
+    // The same through the portfolio's methods.
+    assert_eq!(p.unrealized_pl("u1").unwrap().unwrap(), pl);
+    assert_eq!(p.partially_filled_orders("u1").len(), 1);
+    assert_eq!(
+        p.average_fill_price("u1", "AAPL", None).unwrap().unwrap(),
+        Some(avg)
+    );
+    assert_eq!(p.daily_pl_summary("u1").unwrap().unwrap().cash.reported, 0);
+    assert!(p.unrealized_pl("nobody").is_none());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,7 +632,8 @@ async fn lagging_behind_the_stream_triggers_a_reconciliation() {
     rest.set_order(order_value("o1", "filled", 10, 5));
     tx.send(FeedEvent::Lagged).unwrap();
     // An update after the lag, racing the reconciliation's read, is kept too.
-    tx.send(order_update("alice", "o2", "working", 0, 6).into()).unwrap();
+    tx.send(order_update("alice", "o2", "working", 0, 6).into())
+        .unwrap();
     assert_eq!(changes.recv().await.unwrap(), Change::Stale);
     let (_, corrected, current) = loaded(&mut changes).await;
     assert!(corrected >= 1 && current);

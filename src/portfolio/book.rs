@@ -196,6 +196,16 @@ impl UserBook {
         self.accounts.get(account_id)?.order(order_id)
     }
 
+    /// The orders matching `keep`, shared.
+    pub fn orders_where(&self, mut keep: impl FnMut(&Order) -> bool) -> Vec<Arc<Order>> {
+        self.accounts
+            .values()
+            .flat_map(|a| a.orders.values())
+            .filter(|e| keep(&e.value))
+            .map(|e| e.value.clone())
+            .collect()
+    }
+
     /// How many orders are held.
     pub fn order_count(&self) -> usize {
         self.accounts.values().map(|a| a.orders.len()).sum()

@@ -58,7 +58,14 @@ pub use book::{AccountBook, UserBook};
 pub use fetch::{OrderScope, fetch_orders, fetch_user_book};
 pub use update::{Applied, Change, FeedEvent, Update};
 
-use crate::{UserClient, client::RetryPolicy, error::Result, rest::types::Order};
+use crate::{
+    UserClient,
+    client::RetryPolicy,
+    codes::{OrderSide, OrderStatus},
+    error::Result,
+    rest::types::Order,
+    workflows::{AverageFill, DailyPlSummary, NullableSum, Overflow},
+};
 use book::Stamp;
 
 /// Gives the client of a user the portfolio does not know yet (first seen on the stream):
@@ -340,6 +347,51 @@ impl Portfolio {
             .get(user_id)?
             .book
             .order(account_id, order_id)
+    }
+
+    /// Total unrealized P&L of a user ([`crate::workflows::total_unrealized_pl`]); `None`
+    /// for a user not in the mirror.
+    pub fn unrealized_pl(&self, user_id: &str) -> Option<Result<NullableSum, Overflow>> {
+        let state = self.read_state();
+        Some(state.users.get(user_id)?.book.unrealized_pl())
+    }
+
+    /// A user's daily P&L summary ([`crate::workflows::daily_pl_summary`]).
+    pub fn daily_pl_summary(&self, user_id: &str) -> Option<Result<DailyPlSummary, Overflow>> {
+        let state = self.read_state();
+        Some(state.users.get(user_id)?.book.daily_pl_summary())
+    }
+
+    /// A user's partially filled orders, shared; pass them to
+    /// [`crate::workflows::partially_filled_orders`] for their fills and averages.
+    pub fn partially_filled_orders(&self, user_id: &str) -> Vec<Arc<Order>> {
+        let state = self.read_state();
+        state
+            .users
+            .get(user_id)
+            .map(|user| {
+                user.book
+                    .orders_where(|o| o.status == OrderStatus::PartiallyFilled)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The average fill price of a user's orders in `symbol` (and `side`, if given)
+    /// ([`crate::workflows::average_fill_price_of_orders`]).
+    pub fn average_fill_price(
+        &self,
+        user_id: &str,
+        symbol: &str,
+        side: Option<&OrderSide>,
+    ) -> Option<Result<Option<AverageFill>, Overflow>> {
+        let state = self.read_state();
+        Some(
+            state
+                .users
+                .get(user_id)?
+                .book
+                .average_fill_price(symbol, side),
+        )
     }
 
     /// Runs `f` on a consistent view of the whole mirror. The writer waits while `f` runs:
