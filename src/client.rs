@@ -221,10 +221,57 @@ impl ClientHooks<Inner> for rest::Client {
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );
-        send_with_retries(self.client(), &self.inner().shared.retry, request)
+        let response = send_with_retries(self.client(), &self.inner().shared.retry, request)
             .instrument(span)
-            .await
+            .await?;
+        normalize_error_body(response).await
     }
+}
+
+/// Makes every error response carry the API's `{"message": ...}` body, so that an error from
+/// something in front of the API (a proxy's HTML 502, an empty 503) still reaches the caller
+/// as [`Error::Api`] with its status, not as a decoding failure that lost it.
+async fn normalize_error_body(response: reqwest::Response) -> reqwest::Result<reqwest::Response> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(response);
+    }
+    let version = response.version();
+    let mut headers = response.headers().clone();
+    let body = response.bytes().await?;
+    if serde_json::from_slice::<rest::types::Error>(&body).is_ok() {
+        return Ok(rebuild(status, version, headers, body.to_vec()));
+    }
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = if body.iter().all(u8::is_ascii_whitespace) {
+        format!("{} {reason} (no body)", status.as_u16())
+    } else {
+        format!(
+            "{} {reason}: {}",
+            status.as_u16(),
+            crate::error::excerpt(&body)
+        )
+    };
+    headers.remove(reqwest::header::CONTENT_LENGTH);
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let json = serde_json::json!({ "message": message }).to_string();
+    Ok(rebuild(status, version, headers, json.into_bytes()))
+}
+
+fn rebuild(
+    status: StatusCode,
+    version: reqwest::Version,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    reqwest::Response::from(response)
 }
 
 async fn send_with_retries(

@@ -407,12 +407,6 @@ open_enum! {
     }
 }
 
-impl Default for OrderStatusFilter {
-    fn default() -> Self {
-        OrderStatusFilter::Open
-    }
-}
-
 open_enum! {
     /// How an order executes.
     OrderType {

@@ -86,6 +86,10 @@ pub enum Error {
     #[error("configuration error: {0}")]
     Config(String),
 
+    /// The server broke the API's contract (e.g. a paging cursor that loops).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
     /// A WebSocket stream failed.
     #[error("stream error: {0}")]
     Stream(String),
@@ -181,11 +185,6 @@ pub(crate) fn retry_after_of(headers: &reqwest::header::HeaderMap) -> Option<Dur
         .trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
-    }
-    if let Ok(seconds) = value.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Some(Duration::from_secs_f64(seconds));
-        }
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();

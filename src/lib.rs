@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod error;
 pub mod oauth;
 pub mod orders;
+mod paging;
 pub mod portfolio;
 pub mod safe_order;
 pub mod stream;
@@ -43,3 +44,9 @@ pub mod rest {
 pub use client::{ConnectTrade, ConnectTradeBuilder, UserClient};
 pub use credentials::{PlatformCredentials, Secret, UserCredentials};
 pub use error::{Error, Result};
+pub use stream::{BrokerageStream, MarketDataStream};
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -208,6 +208,67 @@ pub struct Subscription {
     pub params: SubscriptionParams,
 }
 
+impl Subscription {
+    /// A subscription of `channel` with default parameters.
+    pub fn new<S: Into<String>>(channel: Channel, symbols: impl IntoIterator<Item = S>) -> Self {
+        Subscription {
+            channel,
+            symbols: symbols.into_iter().map(Into::into).collect(),
+            params: SubscriptionParams::default(),
+        }
+    }
+
+    /// Level 1 quotes of these symbols.
+    pub fn quotes<S: Into<String>>(symbols: impl IntoIterator<Item = S>) -> Self {
+        Self::new(Channel::Quotes, symbols)
+    }
+
+    /// Trades (time and sales) of these symbols; narrow with [`Subscription::session`].
+    pub fn trades<S: Into<String>>(symbols: impl IntoIterator<Item = S>) -> Self {
+        Self::new(Channel::Trades, symbols)
+    }
+
+    /// Bars of these symbols at `interval`; add history with [`Subscription::backfill`].
+    pub fn bars<S: Into<String>>(
+        symbols: impl IntoIterator<Item = S>,
+        interval: BarInterval,
+    ) -> Self {
+        let mut subscription = Self::new(Channel::Bars, symbols);
+        subscription.params.interval = Some(interval);
+        subscription
+    }
+
+    /// The order book of these symbols, `levels` price levels per side.
+    pub fn depth<S: Into<String>>(symbols: impl IntoIterator<Item = S>, levels: u32) -> Self {
+        let mut subscription = Self::new(Channel::Depth, symbols);
+        subscription.params.levels = Some(levels);
+        subscription
+    }
+
+    /// The options chains of these underlyings; add Greeks with [`Subscription::greeks`].
+    pub fn options_chain<S: Into<String>>(underlyings: impl IntoIterator<Item = S>) -> Self {
+        Self::new(Channel::OptionsChain, underlyings)
+    }
+
+    /// `trades`: only this session.
+    pub fn session(mut self, session: TradingSession) -> Self {
+        self.params.session = Some(session);
+        self
+    }
+
+    /// `bars`: send this many past bars first.
+    pub fn backfill(mut self, bars: u32) -> Self {
+        self.params.backfill = Some(bars);
+        self
+    }
+
+    /// `options_chain`: include Greeks.
+    pub fn greeks(mut self, greeks: bool) -> Self {
+        self.params.greeks = Some(greeks);
+        self
+    }
+}
+
 /// A message the client sends on the market data stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]

@@ -1,1 +1,194 @@
-fn main() {}
+//! `cargo xtask spec refresh|surface|diff|normalize`: tracking the upstream OpenAPI document.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use xtask::{
+    diff, json,
+    load::{self, Source},
+    normalize, refresh, surface,
+};
+
+const USAGE: &str = "\
+usage: cargo xtask spec <command>
+
+  refresh [--from URL|PATH] [--spec PATH] [--record PATH]
+      Fetch the upstream document (default https://connecttrade.com/openapi.json), normalize
+      it, check that it generates, write spec/openapi.json and spec/SOURCE.md, and print the
+      normalization report and the diff against the previous spec. Nothing is written on error.
+  surface [--spec PATH]
+      Print the API surface of a spec (default spec/openapi.json) as sorted lines.
+  diff OLD NEW [--json]
+      Classify every difference between two specs (JSON or YAML; both normalized first).
+      Exit status: 0 nothing breaking, 1 something breaking, 2 could not compare.
+  normalize INPUT
+      Print INPUT normalized to our conventions; the report goes to stderr.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["spec", "refresh", rest @ ..] => run_refresh(rest),
+        ["spec", "surface", rest @ ..] => run_surface(rest),
+        ["spec", "diff", rest @ ..] => run_diff(rest),
+        ["spec", "normalize", input] => run_normalize(input),
+        ["help" | "--help" | "-h"] | ["spec", "help" | "--help" | "-h"] => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => usage_error("unknown command"),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// Named options (`--name value`, or `--flag` with an empty value) and positional arguments.
+type Parsed<'a> = (Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
+/// `--name value` options; everything else positional.
+fn options<'a>(args: &[&'a str], names: &[&str], flags: &[&str]) -> Result<Parsed<'a>, String> {
+    let mut named = Vec::new();
+    let mut positional = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if flags.contains(arg) {
+            named.push((*arg, ""));
+        } else if names.contains(arg) {
+            let value = iter.next().ok_or(format!("{arg} needs a value"))?;
+            named.push((*arg, *value));
+        } else if arg.starts_with("--") {
+            return Err(format!("unknown option {arg}"));
+        } else {
+            positional.push(*arg);
+        }
+    }
+    Ok((named, positional))
+}
+
+fn option<'a>(named: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
+    named.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+fn run_refresh(args: &[&str]) -> ExitCode {
+    let (named, positional) = match options(args, &["--from", "--spec", "--record"], &[]) {
+        Ok(parsed) => parsed,
+        Err(message) => return usage_error(&message),
+    };
+    if !positional.is_empty() {
+        return usage_error("refresh takes no positional arguments");
+    }
+    let source = Source::parse(option(&named, "--from").unwrap_or(load::DEFAULT_URL));
+    let mut opts = refresh::RefreshOptions::new(source);
+    if let Some(spec) = option(&named, "--spec") {
+        opts.spec_path = PathBuf::from(spec);
+    }
+    if let Some(record) = option(&named, "--record") {
+        opts.record_path = PathBuf::from(record);
+    }
+    match refresh::refresh(&opts) {
+        Ok(outcome) => {
+            println!(
+                "Refreshed {} from {} (raw SHA-256 {}).",
+                opts.spec_path.display(),
+                opts.source,
+                outcome.sha256
+            );
+            if !outcome.notes.is_empty() {
+                println!("\nNormalization report ({}):", outcome.notes.len());
+                for note in &outcome.notes {
+                    println!("  {note}");
+                }
+            }
+            println!("\nDifferences from the previous spec:");
+            print!("{}", diff::render_human(&outcome.changes));
+            if outcome.spec_changed {
+                println!(
+                    "\nNext: `cargo test` shows the API surface snapshots that changed; review them \
+                     with `cargo insta review`, then bump the version (breaking → major)."
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "error: {error}\nspec left untouched: {}",
+                opts.spec_path.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_surface(args: &[&str]) -> ExitCode {
+    let (named, positional) = match options(args, &["--spec"], &[]) {
+        Ok(parsed) => parsed,
+        Err(message) => return usage_error(&message),
+    };
+    if !positional.is_empty() {
+        return usage_error("surface takes no positional arguments");
+    }
+    let path = option(&named, "--spec")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| xtask::workspace_root().join("spec/openapi.json"));
+    match load::read_spec(&path) {
+        Ok(doc) => {
+            print!(
+                "{}",
+                surface::spec_surface(&normalize::normalize(&doc).document)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_diff(args: &[&str]) -> ExitCode {
+    let (named, positional) = match options(args, &[], &["--json"]) {
+        Ok(parsed) => parsed,
+        Err(message) => return usage_error(&message),
+    };
+    let [old, new] = positional.as_slice() else {
+        return usage_error("diff takes two specs: OLD NEW");
+    };
+    let (old, new) = match (load::read_spec(old.as_ref()), load::read_spec(new.as_ref())) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("error: cannot compare: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let changes = diff::diff_documents(&old, &new);
+    if option(&named, "--json").is_some() {
+        print!("{}", diff::render_json(&changes));
+    } else {
+        print!("{}", diff::render_human(&changes));
+    }
+    if diff::has_breaking(&changes) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_normalize(input: &str) -> ExitCode {
+    match load::read_spec(input.as_ref()) {
+        Ok(doc) => {
+            let normalized = normalize::normalize(&doc);
+            for note in &normalized.notes {
+                eprintln!("{note}");
+            }
+            print!("{}", json::to_canonical_string(&normalized.document));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1146 @@
+//! The REST SDK against a mock server: for every operation the method, path, credential
+//! headers, query encoding and body on the wire, and the decoding of a realistic response;
+//! then errors, retries, paging, forward compatibility and secrecy.
+
+mod support;
+
+use std::{str::FromStr, time::Duration};
+
+use connect_trade::{
+    ConnectTrade, Error, UserClient, UserCredentials,
+    client::RetryPolicy,
+    codes::{
+        BrokerCode, ConnectionType, Instrument, OrderSide, OrderStatus, OrderStatusFilter,
+        OrderType, SortOrder, TimeInForce, TokenScope, TransactionType,
+    },
+    rest::types::{ModifyOrderRequest, PlaceOrderRequest},
+};
+use futures::TryStreamExt;
+use httpmock::prelude::*;
+use rust_decimal::Decimal;
+use serde_json::json;
+use support::scripted::{Reply, Scripted};
+
+const CLIENT_ID: &str = "platform-1";
+const CLIENT_SECRET: &str = "platform-secret-XYZ";
+const USER_ID: &str = "alice";
+const USER_SECRET: &str = "alice-secret-123";
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        max_retry_after: Duration::from_secs(2),
+    }
+}
+
+fn clients(base_url: &str) -> (ConnectTrade, UserClient) {
+    let platform = ConnectTrade::builder()
+        .client_id(CLIENT_ID)
+        .client_secret(CLIENT_SECRET)
+        .base_url(base_url)
+        .retry_policy(fast_retries())
+        .build()
+        .expect("client builds");
+    let user = platform
+        .for_user(UserCredentials::new(USER_ID, USER_SECRET))
+        .expect("user client");
+    (platform, user)
+}
+
+fn dec(text: &str) -> Decimal {
+    Decimal::from_str(text).unwrap()
+}
+
+/// Matches a request carrying the platform and the user credentials.
+fn user_headers(when: httpmock::When) -> httpmock::When {
+    when.header("client-id", CLIENT_ID)
+        .header("client-secret", CLIENT_SECRET)
+        .header("user-id", USER_ID)
+        .header("user-secret", USER_SECRET)
+        .header_missing("api-version")
+}
+
+/// Matches a request carrying only the platform credentials.
+fn platform_headers(when: httpmock::When) -> httpmock::When {
+    when.header("client-id", CLIENT_ID)
+        .header("client-secret", CLIENT_SECRET)
+        .header_missing("user-id")
+        .header_missing("user-secret")
+        .header_missing("api-version")
+}
+
+fn order_json() -> serde_json::Value {
+    json!({
+        "order_id": "ord-1",
+        "cl_order_id": "cl-1",
+        "account_id": "acc-1",
+        "broker": "WEBULL",
+        "symbol": "TSLA251031C00437500",
+        "instrument": "OPT",
+        "side": "BUY_TO_OPEN",
+        "order_type": "LMT",
+        "order_tif": "GTC",
+        "order_qty": "1",
+        "order_limit_price": "13.50",
+        "status": "partially_filled",
+        "broker_status": "PartiallyFilled",
+        "filled_qty": "0.5",
+        "fills": [
+            {"fill_id": "f1", "time": "2025-10-01T14:30:00Z", "quantity": "0.5", "price": "13.499999999"}
+        ],
+        "created_at": "2025-10-01T14:29:59Z",
+        "updated_at": "2025-10-01T14:30:00Z"
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users (platform credentials only)
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn create_user_sends_platform_credentials_only_and_returns_the_secret() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            platform_headers(when)
+                .method(POST)
+                .path("/users")
+                .body(r#"{"user_id":"alice"}"#);
+            then.status(200)
+                .json_body(json!({"user_id": "alice", "user_secret": "s3cr3t", "extra": 1}));
+        })
+        .await;
+    let (platform, _) = clients(&server.base_url());
+    let created = platform
+        .create_user()
+        .body_map(|b| b.user_id("alice"))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(created.user_id, "alice");
+    assert_eq!(created.user_secret.expose(), "s3cr3t");
+    assert!(
+        !format!("{created:?}").contains("s3cr3t"),
+        "secret in Debug"
+    );
+    let credentials = UserCredentials::from(created);
+    assert_eq!(credentials.user_secret.expose(), "s3cr3t");
+}
+
+#[tokio::test]
+async fn list_users_and_delete_user_need_only_platform_credentials() {
+    let server = MockServer::start_async().await;
+    let list = server
+        .mock_async(|when, then| {
+            platform_headers(when).method(GET).path("/users");
+            then.status(200)
+                .json_body(json!([{"user_id": "alice"}, {"user_id": "bob", "created_at": "2025-01-02T03:04:05Z"}]));
+        })
+        .await;
+    let delete = server
+        .mock_async(|when, then| {
+            platform_headers(when).method(DELETE).path("/users/alice");
+            then.status(200).body("anything at all, ignored");
+        })
+        .await;
+    let (platform, _) = clients(&server.base_url());
+    let users = platform.list_users().send().await.unwrap().into_inner();
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[1].user_id, "bob");
+    assert!(users[1].created_at.is_some());
+    platform
+        .delete_user()
+        .user_id("alice")
+        .send()
+        .await
+        .unwrap();
+    list.assert_async().await;
+    delete.assert_async().await;
+}
+
+#[tokio::test]
+async fn an_existing_user_id_is_a_409_api_error_with_the_message_and_request_id() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/users");
+            then.status(409)
+                .header("x-request-id", "req-42")
+                .json_body(json!({"message": "user alice already exists"}));
+        })
+        .await;
+    let (platform, _) = clients(&server.base_url());
+    let error: Error = platform
+        .create_user()
+        .body_map(|b| b.user_id("alice"))
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    match &error {
+        Error::Api {
+            status,
+            message,
+            request_id,
+        } => {
+            assert_eq!(*status, 409);
+            assert_eq!(message, "user alice already exists");
+            assert_eq!(request_id.as_deref(), Some("req-42"));
+        }
+        other => panic!("expected Api error, got {other:?}"),
+    }
+    assert!(!error.is_retryable());
+    assert!(error.to_string().contains("409"));
+    assert!(error.to_string().contains("req-42"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn create_connection_sends_type_broker_and_redirect() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when).method(POST).path("/connections").body(
+                r#"{"broker":"ALPACA","connection_type":"trade","redirect_url":"https://platform.example/done"}"#,
+            );
+            then.status(200).json_body(json!({
+                "connection_request_url": "https://connect.example/oauth?x=1",
+                "expires_at": "2025-10-01T15:00:00Z"
+            }));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let request = user
+        .create_connection()
+        .body_map(|b| {
+            b.connection_type(ConnectionType::Trade)
+                .broker(Some(BrokerCode::Alpaca))
+                .redirect_url("https://platform.example/done")
+        })
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(
+        request.connection_request_url,
+        "https://connect.example/oauth?x=1"
+    );
+    assert!(request.expires_at.is_some());
+}
+
+#[tokio::test]
+async fn list_connections_decodes_accounts_and_unknown_brokers() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when).method(GET).path("/connections");
+            then.status(200).json_body(json!([
+                {"connection_id": "c1", "broker": "ALPACA", "connection_type": "trade",
+                 "status": "active",
+                 "accounts": [{"account_id": "a1", "account_number": "****1234", "institution_name": "Alpaca"}]},
+                {"connection_id": "c2", "broker": "IBKR", "connection_type": "options_only",
+                 "brand_new_field": {"nested": true}}
+            ]));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let connections = user.list_connections().send().await.unwrap().into_inner();
+    mock.assert_async().await;
+    assert_eq!(connections[0].broker, BrokerCode::Alpaca);
+    assert_eq!(
+        connections[0].accounts[0].account_number.as_deref(),
+        Some("****1234")
+    );
+    assert_eq!(connections[1].broker, BrokerCode::Unknown("IBKR".into()));
+    assert_eq!(connections[1].broker.to_string(), "IBKR");
+    assert_eq!(
+        connections[1].connection_type,
+        ConnectionType::Unknown("options_only".into())
+    );
+    assert!(connections[1].accounts.is_empty());
+}
+
+#[tokio::test]
+async fn delete_connection_and_market_data_token() {
+    let server = MockServer::start_async().await;
+    let delete = server
+        .mock_async(|when, then| {
+            user_headers(when).method(DELETE).path("/connections/c1");
+            then.status(200);
+        })
+        .await;
+    let token = server
+        .mock_async(|when, then| {
+            user_headers(when).method(GET).path("/connections/c1/token");
+            then.status(200).json_body(
+                json!({"access_token": "md-token-abc", "expires_at": "2025-10-02T15:00:00Z"}),
+            );
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let t = user
+        .get_market_data_token()
+        .connection_id("c1")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.access_token.expose(), "md-token-abc");
+    assert!(!format!("{t:?}").contains("md-token-abc"));
+    user.delete_connection()
+        .connection_id("c1")
+        .send()
+        .await
+        .unwrap();
+    delete.assert_async().await;
+    token.assert_async().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts, balances, positions
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn list_accounts_filters_by_connection_and_broker() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(GET)
+                .path("/accounts")
+                .query_param("connection_id", "c1")
+                .query_param("broker", "WEBULL");
+            then.status(200).json_body(json!([
+                {"account_id": "a1", "account_number": "99", "broker": "WEBULL", "connection_id": "c1",
+                 "institution_name": "Webull", "account_type": "margin"}
+            ]));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let accounts = user
+        .list_accounts()
+        .connection_id("c1")
+        .broker(BrokerCode::Webull)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(accounts[0].broker, Some(BrokerCode::Webull));
+    assert_eq!(accounts[0].account_type.as_deref(), Some("margin"));
+}
+
+#[tokio::test]
+async fn list_balances_keeps_every_digit() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(GET)
+                .path("/balances")
+                .query_param("account_id", "a1");
+            then.status(200).json_body(json!([
+                {"account_id": "a1", "cash": "1000.123456789", "buying_power": "2000.10",
+                 "margin_buying_power": null, "currency": "USD"}
+            ]));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let balances = user
+        .list_balances()
+        .account_id("a1")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(balances[0].cash, Some(dec("1000.123456789")));
+    assert_eq!(balances[0].buying_power.unwrap().to_string(), "2000.10");
+    assert_eq!(balances[0].margin_buying_power, None);
+}
+
+#[tokio::test]
+async fn list_positions_sends_one_comma_separated_symbols_and_decodes_null_pl() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(GET)
+                .path("/positions")
+                .query_param("symbols", "AAPL,MSFT")
+                .query_param_count("symbols", ".*", 1);
+            then.status(200).json_body(json!([
+                {"account_id": "a1", "symbol": "AAPL", "quantity": "10", "last_price": "190.01",
+                 "unrealized_pl": "12.30", "daily_pl": null, "total_pl": null},
+                {"account_id": "a1", "symbol": "MSFT", "quantity": "-2", "unrealized_pl": null}
+            ]));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let positions = user
+        .list_positions()
+        .symbols("AAPL,MSFT")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(positions[0].unrealized_pl, Some(dec("12.30")));
+    assert_eq!(positions[0].daily_pl, None);
+    assert_eq!(positions[1].quantity, dec("-2"));
+    assert_eq!(positions[1].unrealized_pl, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn place_order_sends_the_documented_option_order_byte_for_byte() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(POST)
+                .path("/orders")
+                .header("content-type", "application/json")
+                .body(concat!(
+                    r#"{"account_id":"acc-1","broker":"WEBULL","cl_order_id":"cl-1","instrument":"OPT","#,
+                    r#""order_limit_price":"13.50","order_qty":"1","order_tif":"GTC","order_type":"LMT","#,
+                    r#""side":"BUY_TO_OPEN","symbol":"TSLA251031C00437500"}"#
+                ));
+            then.status(200).json_body(order_json());
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let body = PlaceOrderRequest {
+        account_id: "acc-1".into(),
+        broker: BrokerCode::Webull,
+        cl_order_id: "cl-1".into(),
+        instrument: Some(Instrument::Option),
+        legs: vec![],
+        order_limit_price: Some(dec("13.50")),
+        order_notional: None,
+        order_qty: Some(dec("1")),
+        order_tif: TimeInForce::Gtc,
+        order_type: OrderType::Limit,
+        side: Some(OrderSide::BuyToOpen),
+        stop_price: None,
+        symbol: Some("TSLA251031C00437500".into()),
+    };
+    let order = user
+        .place_order()
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(order.status, OrderStatus::PartiallyFilled);
+    assert_eq!(order.order_limit_price.unwrap().to_string(), "13.50");
+    assert_eq!(order.fills[0].price, dec("13.499999999"));
+}
+
+#[tokio::test]
+async fn a_multi_leg_order_sends_symbol_null() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(POST)
+                .path("/orders")
+                .json_body_includes(r#"{"symbol": null, "instrument": "MLEG_OPT"}"#);
+            then.status(200).json_body(order_json());
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let leg = |symbol: &str, action| connect_trade::rest::types::OrderLeg {
+        symbol: symbol.into(),
+        action,
+        ratio: Decimal::ONE,
+    };
+    let body = PlaceOrderRequest {
+        account_id: "acc-1".into(),
+        broker: BrokerCode::Tastytrade,
+        cl_order_id: "cl-2".into(),
+        instrument: Some(Instrument::MultiLegOption),
+        legs: vec![
+            leg("SPY241018C00430000", OrderSide::BuyToOpen),
+            leg("SPY241018C00440000", OrderSide::SellToOpen),
+        ],
+        order_limit_price: Some(dec("2.15")),
+        order_notional: None,
+        order_qty: Some(dec("1")),
+        order_tif: TimeInForce::Day,
+        order_type: OrderType::Limit,
+        side: None,
+        stop_price: None,
+        symbol: None,
+    };
+    user.place_order().body(body).send().await.unwrap();
+    mock.assert_async().await;
+}
+
+#[tokio::test]
+async fn list_orders_encodes_every_filter() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(GET)
+                .path("/orders")
+                .query_param("account_id", "acc-1")
+                .query_param("status", "partially_filled")
+                .query_param("side", "SELL_SHORT")
+                .query_param("symbols", "TSLA,AAPL")
+                .query_param("start_time", "2025-10-01T00:00:00Z")
+                .query_param("sort", "desc")
+                .query_param("limit", "500");
+            then.status(200).json_body(
+                json!({"orders": [order_json()], "next_cursor": null, "prev_cursor": null}),
+            );
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let start = chrono::DateTime::parse_from_rfc3339("2025-10-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let page = user
+        .list_orders()
+        .account_id("acc-1")
+        .status(OrderStatusFilter::PartiallyFilled)
+        .side(OrderSide::SellShort)
+        .symbols("TSLA,AAPL")
+        .start_time(start)
+        .sort(SortOrder::Desc)
+        .limit(500u32)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(page.orders.len(), 1);
+    assert_eq!(page.next_cursor, None);
+}
+
+#[tokio::test]
+async fn list_orders_refuses_a_limit_of_zero_before_sending() {
+    let server = MockServer::start_async().await;
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200);
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let error: Error = user
+        .list_orders()
+        .limit(0u32)
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(matches!(error, Error::InvalidRequest(_)), "{error:?}");
+    assert_eq!(any.calls_async().await, 0);
+}
+
+#[tokio::test]
+async fn get_modify_and_cancel_address_the_order_under_its_account() {
+    let server = MockServer::start_async().await;
+    let get = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(GET)
+                .path("/accounts/acc-1/orders/ord-1");
+            then.status(200).json_body(order_json());
+        })
+        .await;
+    let modify = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(PATCH)
+                .path("/accounts/acc-1/orders/ord-1")
+                .body(
+                    r#"{"broker":"WEBULL","new_cl_order_id":"cl-1b","order_limit_price":"13.25"}"#,
+                );
+            then.status(200).json_body(order_json());
+        })
+        .await;
+    let cancel = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(DELETE)
+                .path("/accounts/acc-1/orders/ord-1");
+            then.status(200)
+                .json_body(json!({"status": "pending_cancel"}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let order = user
+        .get_order()
+        .account_id("acc-1")
+        .order_id("ord-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.order_id, "ord-1");
+    let change = ModifyOrderRequest {
+        broker: BrokerCode::Webull,
+        new_cl_order_id: "cl-1b".into(),
+        order_limit_price: Some(dec("13.25")),
+        order_notional: None,
+        order_qty: None,
+        stop_price: None,
+    };
+    user.modify_order()
+        .account_id("acc-1")
+        .order_id("ord-1")
+        .body(change)
+        .send()
+        .await
+        .unwrap();
+    user.cancel_order()
+        .account_id("acc-1")
+        .order_id("ord-1")
+        .send()
+        .await
+        .unwrap();
+    get.assert_async().await;
+    modify.assert_async().await;
+    cancel.assert_async().await;
+}
+
+#[tokio::test]
+async fn path_parameters_are_percent_encoded() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.method(GET).path("/accounts/acc%2F1/orders/o%20d");
+            then.status(200).json_body(order_json());
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    user.get_order()
+        .account_id("acc/1")
+        .order_id("o d")
+        .send()
+        .await
+        .unwrap();
+    mock.assert_async().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions and user tokens
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn list_transactions_sends_dates() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(GET)
+                .path("/transactions")
+                .query_param("start_date", "2025-01-01")
+                .query_param("end_date", "2025-01-31");
+            then.status(200).json_body(json!([
+                {"transaction_id": "t1", "account_id": "a1", "type": "DIVIDEND", "amount": "1.23",
+                 "symbol": "AAPL", "trade_date": "2025-01-15"},
+                {"transaction_id": "t2", "account_id": "a1", "type": "CRYPTO_STAKING_REWARD"}
+            ]));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+    let transactions = user
+        .list_transactions()
+        .start_date(day(1))
+        .end_date(day(31))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(transactions[0].type_, Some(TransactionType::Dividend));
+    assert_eq!(transactions[0].amount, Some(dec("1.23")));
+    assert_eq!(
+        transactions[1].type_,
+        Some(TransactionType::Unknown("CRYPTO_STAKING_REWARD".into()))
+    );
+}
+
+#[tokio::test]
+async fn create_user_token_sends_scopes() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            user_headers(when)
+                .method(POST)
+                .path("/auth/tokens/user")
+                .body(r#"{"scopes":["read","trade"]}"#);
+            then.status(200)
+                .json_body(json!({"access_token": "jwt.jwt.jwt"}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let token = user
+        .create_user_token()
+        .body_map(|b| b.scopes(vec![TokenScope::Read, TokenScope::Trade]))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    mock.assert_async().await;
+    assert_eq!(token.access_token.expose(), "jwt.jwt.jwt");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn each_error_status_maps_to_an_api_error() {
+    for (status, retryable) in [
+        (400, false),
+        (401, false),
+        (404, false),
+        (409, false),
+        (500, true),
+    ] {
+        let server = MockServer::start_async().await;
+        let mock = server
+            .mock_async(|when, then| {
+                when.method(POST).path("/orders");
+                then.status(status)
+                    .json_body(json!({"message": format!("status {status}")}));
+            })
+            .await;
+        let (_, user) = clients(&server.base_url());
+        let error: Error = user
+            .place_order()
+            .body(minimal_order())
+            .send()
+            .await
+            .unwrap_err()
+            .into();
+        assert_eq!(error.status(), Some(status), "{error:?}");
+        assert!(
+            matches!(&error, Error::Api { message, .. } if message == &format!("status {status}")),
+            "{error:?}"
+        );
+        assert_eq!(error.is_retryable(), retryable, "{status}");
+        assert_eq!(
+            mock.calls_async().await,
+            1,
+            "POST is never repeated ({status})"
+        );
+    }
+}
+
+fn minimal_order() -> PlaceOrderRequest {
+    PlaceOrderRequest {
+        account_id: "acc-1".into(),
+        broker: BrokerCode::Alpaca,
+        cl_order_id: "cl-9".into(),
+        instrument: Some(Instrument::Equity),
+        legs: vec![],
+        order_limit_price: None,
+        order_notional: None,
+        order_qty: Some(Decimal::ONE),
+        order_tif: TimeInForce::Day,
+        order_type: OrderType::Market,
+        side: Some(OrderSide::Buy),
+        stop_price: None,
+        symbol: Some("MSFT".into()),
+    }
+}
+
+#[tokio::test]
+async fn a_429_becomes_rate_limited_with_retry_after() {
+    let server = Scripted::start(vec![Reply::Json(
+        429,
+        vec![("retry-after", "120".into())],
+        r#"{"message":"slow down"}"#.into(),
+    )])
+    .await;
+    let (_, user) = clients(&server.base_url);
+    let error: Error = user.list_accounts().send().await.unwrap_err().into();
+    match error {
+        Error::RateLimited {
+            retry_after,
+            message,
+            ..
+        } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(120)));
+            assert_eq!(message, "slow down");
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    // 120 s is longer than the policy honours (2 s): returned at once, not retried.
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn a_non_json_error_body_keeps_its_status() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/orders");
+            then.status(502)
+                .header("content-type", "text/html")
+                .body("<html><h1>502 Bad Gateway</h1></html>");
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let error: Error = user
+        .place_order()
+        .body(minimal_order())
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    match &error {
+        Error::Api {
+            status, message, ..
+        } => {
+            assert_eq!(*status, 502);
+            assert!(message.contains("Bad Gateway"), "{message}");
+        }
+        other => panic!("expected Api error, got {other:?}"),
+    }
+    assert!(error.is_retryable());
+    assert!(error.may_have_reached_server());
+}
+
+#[tokio::test]
+async fn an_undecodable_success_body_is_a_decode_error_with_an_excerpt() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/accounts");
+            then.status(200).body(r#"{"not": "a list"}"#);
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let error: Error = user.list_accounts().send().await.unwrap_err().into();
+    match error {
+        Error::Decode { excerpt, .. } => assert!(excerpt.contains("not"), "{excerpt}"),
+        other => panic!("expected Decode, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_enum_values_and_fields_in_an_order_decode() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/accounts/a/orders/o");
+            let mut order = order_json();
+            order["status"] = json!("held_for_review");
+            order["order_tif"] = json!("GTD");
+            order["side"] = json!("BUY_TO_OPEN");
+            order["venue"] = json!({"mic": "XNAS"});
+            order["fills"][0]["liquidity"] = json!("maker");
+            then.status(200).json_body(order);
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let order = user
+        .get_order()
+        .account_id("a")
+        .order_id("o")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(order.status, OrderStatus::Unknown("held_for_review".into()));
+    assert!(
+        order.status.is_open(),
+        "unknown statuses must not look final"
+    );
+    assert_eq!(order.order_tif, Some(TimeInForce::Unknown("GTD".into())));
+    // An unknown value goes back out exactly as it came.
+    let back = serde_json::to_value(&order).unwrap();
+    assert_eq!(back["status"], "held_for_review");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_get_is_retried_on_503_and_succeeds() {
+    let server = Scripted::start(vec![
+        Reply::Json(503, vec![], r#"{"message":"busy"}"#.into()),
+        Reply::Json(502, vec![], "".into()),
+        Reply::Json(200, vec![], r#"[{"account_id":"a1"}]"#.into()),
+    ])
+    .await;
+    let (_, user) = clients(&server.base_url);
+    let accounts = user.list_accounts().send().await.unwrap().into_inner();
+    assert_eq!(accounts[0].account_id, "a1");
+    assert_eq!(server.count(), 3);
+    let requests = server.requests.lock().unwrap();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "GET" && r.target == "/accounts")
+    );
+}
+
+#[tokio::test]
+async fn a_get_honours_retry_after_then_gives_up_after_the_policy() {
+    let server = Scripted::start(vec![Reply::Json(
+        429,
+        vec![("retry-after", "0".into())],
+        r#"{"message":"slow"}"#.into(),
+    )])
+    .await;
+    let (_, user) = clients(&server.base_url);
+    let error: Error = user.list_balances().send().await.unwrap_err().into();
+    assert!(matches!(error, Error::RateLimited { .. }), "{error:?}");
+    assert_eq!(server.count(), 4, "1 attempt + 3 retries");
+}
+
+#[tokio::test]
+async fn a_get_is_retried_when_the_connection_drops() {
+    let server =
+        Scripted::start(vec![Reply::Close, Reply::Json(200, vec![], r#"[]"#.into())]).await;
+    let (_, user) = clients(&server.base_url);
+    let positions = user.list_positions().send().await.unwrap().into_inner();
+    assert!(positions.is_empty());
+    assert_eq!(server.count(), 2);
+}
+
+#[tokio::test]
+async fn place_order_is_never_retried_blindly() {
+    for first in [
+        Reply::Json(503, vec![], r#"{"message":"busy"}"#.into()),
+        Reply::Json(
+            429,
+            vec![("retry-after", "0".into())],
+            r#"{"message":"slow"}"#.into(),
+        ),
+        Reply::Close,
+    ] {
+        let server = Scripted::start(vec![
+            first.clone(),
+            Reply::Json(200, vec![], order_json().to_string()),
+        ])
+        .await;
+        let (_, user) = clients(&server.base_url);
+        let error: Error = user
+            .place_order()
+            .body(minimal_order())
+            .send()
+            .await
+            .unwrap_err()
+            .into();
+        assert_eq!(server.count(), 1, "POST /orders repeated after {first:?}");
+        assert!(error.is_retryable(), "{error:?}");
+    }
+}
+
+#[tokio::test]
+async fn modify_is_never_retried_blindly() {
+    let server = Scripted::start(vec![
+        Reply::Json(503, vec![], r#"{"message":"busy"}"#.into()),
+        Reply::Json(200, vec![], order_json().to_string()),
+    ])
+    .await;
+    let (_, user) = clients(&server.base_url);
+    let result = user
+        .modify_order()
+        .account_id("a")
+        .order_id("o")
+        .body(ModifyOrderRequest {
+            broker: BrokerCode::Alpaca,
+            new_cl_order_id: "n".into(),
+            order_limit_price: None,
+            order_notional: None,
+            order_qty: Some(Decimal::TWO),
+            stop_price: None,
+        })
+        .send()
+        .await;
+    assert!(result.is_err());
+    assert_eq!(server.count(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paging
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn list_orders_all_follows_the_cursor_to_the_end() {
+    let server = MockServer::start_async().await;
+    let page = |ids: &[&str], next: Option<&str>| {
+        let orders: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let mut o = order_json();
+                o["order_id"] = json!(id);
+                o
+            })
+            .collect();
+        json!({"orders": orders, "next_cursor": next, "prev_cursor": null})
+    };
+    let first = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/orders")
+                .query_param("status", "all")
+                .query_param_missing("cursor");
+            then.status(200).json_body(page(&["o1", "o2"], Some("c2")));
+        })
+        .await;
+    let second = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/orders")
+                .query_param("status", "all")
+                .query_param("cursor", "c2");
+            then.status(200).json_body(page(&["o3"], Some("c3")));
+        })
+        .await;
+    let third = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/orders")
+                .query_param("status", "all")
+                .query_param("cursor", "c3");
+            then.status(200).json_body(page(&[], None));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let orders: Vec<_> = user
+        .list_orders_all(|q| q.status(OrderStatusFilter::All))
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<_> = orders.iter().map(|o| o.order_id.as_str()).collect();
+    assert_eq!(ids, ["o1", "o2", "o3"]);
+    assert_eq!(first.calls_async().await, 1);
+    assert_eq!(second.calls_async().await, 1);
+    assert_eq!(third.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_cursor_that_loops_ends_the_stream_with_an_error() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/orders");
+            then.status(200)
+                .json_body(json!({"orders": [order_json()], "next_cursor": "same"}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let result: Result<Vec<_>, _> = user.list_orders_all(|q| q).try_collect().await;
+    assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials and configuration
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_user_operation_without_user_credentials_fails_before_sending() {
+    let server = MockServer::start_async().await;
+    let any = server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200).json_body(json!([]));
+        })
+        .await;
+    let (platform, _) = clients(&server.base_url());
+    let error: Error = platform.list_accounts().send().await.unwrap_err().into();
+    match &error {
+        Error::MissingUserCredentials { operation } => assert_eq!(operation, "list_accounts"),
+        other => panic!("expected MissingUserCredentials, got {other:?}"),
+    }
+    assert!(error.to_string().contains("for_user"));
+    assert_eq!(any.calls_async().await, 0, "nothing may be sent");
+}
+
+#[test]
+fn secrets_never_appear_in_debug_or_errors() {
+    let (platform, user) = clients("http://127.0.0.1:9");
+    let shown = format!(
+        "{platform:?} {user:?} {:?} {:?}",
+        platform.credentials(),
+        user.credentials()
+    );
+    assert!(!shown.contains(CLIENT_SECRET), "{shown}");
+    assert!(!shown.contains(USER_SECRET), "{shown}");
+    assert!(shown.contains(CLIENT_ID), "ids help debugging: {shown}");
+    assert!(shown.contains("<redacted>"));
+}
+
+#[test]
+fn plain_http_is_refused_except_to_loopback() {
+    let build = |url: &str| {
+        ConnectTrade::builder()
+            .client_id("id")
+            .client_secret("secret")
+            .base_url(url)
+            .build()
+    };
+    let error = build("http://api.connecttrade.com").unwrap_err();
+    assert!(matches!(error, Error::Config(_)));
+    assert!(error.to_string().contains("HTTPS"), "{error}");
+    for ok in [
+        "https://api.connecttrade.com",
+        "http://127.0.0.1:8080",
+        "http://localhost:1234",
+        "http://[::1]:80",
+    ] {
+        assert!(build(ok).is_ok(), "{ok}");
+    }
+    assert!(matches!(build("not a url"), Err(Error::Config(_))));
+    assert!(matches!(build("ftp://x.example"), Err(Error::Config(_))));
+}
+
+#[test]
+fn missing_platform_credentials_are_named() {
+    let error = ConnectTrade::builder().client_id("id").build().unwrap_err();
+    assert!(error.to_string().contains("client secret"), "{error}");
+    let error = ConnectTrade::builder()
+        .client_secret("s")
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("client id"), "{error}");
+}
+
+#[test]
+fn credentials_that_cannot_be_headers_are_refused() {
+    let (platform, _) = clients("http://127.0.0.1:9");
+    let error = platform
+        .for_user(UserCredentials::new("alice\nx-evil: 1", "s"))
+        .unwrap_err();
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+}
+
+#[test]
+fn retry_backoff_grows_and_is_capped() {
+    let policy = RetryPolicy {
+        max_retries: 10,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        max_retry_after: Duration::from_secs(10),
+    };
+    for retry in 0..10 {
+        let cap = Duration::from_millis(100 * 2u64.pow(retry)).min(Duration::from_secs(1));
+        for _ in 0..50 {
+            assert!(policy.backoff(retry) <= cap);
+        }
+    }
+    assert_eq!(RetryPolicy::none().max_retries, 0);
+}

@@ -1,0 +1,521 @@
+//! The market data stream against a scripted local WebSocket server (and httpmock for the
+//! token endpoint): frames, replay with parameters, request/response correlation and
+//! timeouts, token fetching and renewal.
+
+mod support_stream;
+
+use std::{str::FromStr, time::Duration};
+
+use connect_trade::{
+    ConnectTrade, UserClient, UserCredentials,
+    stream::{
+        Backoff, ConnectionEvent, MarketDataEvent, MarketDataStream, SnapshotRequest, StreamConfig,
+        StreamError,
+        protocol::{BarInterval, Channel, Subscription, TradingSession},
+    },
+};
+use httpmock::{Method::GET, MockServer};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use support_stream::{Conn, Server, within};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn dec(text: &str) -> Decimal {
+    Decimal::from_str(text).unwrap()
+}
+
+fn fast() -> StreamConfig {
+    StreamConfig::default()
+        .handshake_timeout(ms(3000))
+        .ping_interval(ms(1000))
+        .idle_timeout(ms(4000))
+        .backoff(Backoff {
+            initial: ms(1),
+            max: ms(5),
+            reset_after: Duration::from_secs(60),
+        })
+}
+
+async fn next(stream: &mut MarketDataStream) -> MarketDataEvent {
+    within("waiting for an event", stream.next())
+        .await
+        .expect("the stream ended early")
+}
+
+async fn expect_connected(stream: &mut MarketDataStream) {
+    match next(stream).await {
+        MarketDataEvent::Connection(ConnectionEvent::Connected) => {}
+        other => panic!("expected connected, got {other:?}"),
+    }
+}
+
+/// Connects with a fixed token, serving the handshake; returns the stream (`Connected`
+/// consumed) and the connection.
+async fn connected(server: &mut Server, config: StreamConfig) -> (MarketDataStream, Conn) {
+    let connecting = tokio::spawn(
+        MarketDataStream::with_token("tok-1")
+            .url(server.url())
+            .config(config)
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    expect_connected(&mut stream).await;
+    (stream, conn)
+}
+
+fn symbols(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("S{i:03}")).collect()
+}
+
+fn frame_symbols(frame: &Value) -> Vec<String> {
+    serde_json::from_value(frame["symbols"].clone()).unwrap()
+}
+
+#[tokio::test]
+async fn handshake_then_subscriptions_split_into_frames_of_100() {
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        MarketDataStream::with_token("tok-1")
+            .url(server.url())
+            .config(fast())
+            .subscribe(Subscription::quotes(symbols(250)))
+            .subscribe(Subscription::bars(["AAPL"], BarInterval::Minute1).backfill(30))
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    let auth = conn.welcome().await;
+    assert_eq!(auth, json!({"action": "authenticate", "token": "tok-1"}));
+    conn.send_json(json!({"type": "authenticated", "expires_at": "2030-01-01T00:00:00Z"}))
+        .await;
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        let frame = conn.recv_json().await;
+        assert_eq!(frame["action"], "subscribe");
+        assert_eq!(frame["channel"], "quotes");
+        replayed.extend(frame_symbols(&frame));
+        assert!(frame_symbols(&frame).len() <= 100);
+    }
+    assert_eq!(
+        replayed,
+        symbols(250),
+        "every symbol once, in frames of at most 100"
+    );
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "channel": "bars", "symbols": ["AAPL"],
+               "interval": "1m", "backfill": 30})
+    );
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    expect_connected(&mut stream).await;
+
+    // Live subscriptions of every channel, with their parameters.
+    stream
+        .subscribe(Subscription::trades(["AAPL"]).session(TradingSession::Regular))
+        .unwrap();
+    stream.subscribe(Subscription::depth(["SPY"], 10)).unwrap();
+    stream
+        .subscribe(Subscription::options_chain(["TSLA"]).greeks(true))
+        .unwrap();
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "channel": "trades", "symbols": ["AAPL"], "session": "regular"})
+    );
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "channel": "depth", "symbols": ["SPY"], "levels": 10})
+    );
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "channel": "options_chain", "symbols": ["TSLA"], "greeks": true})
+    );
+    stream.unsubscribe(Channel::Quotes, symbols(150)).unwrap();
+    let first = conn.recv_json().await;
+    let second = conn.recv_json().await;
+    assert_eq!(first["action"], "unsubscribe");
+    assert_eq!(frame_symbols(&first).len(), 100);
+    assert_eq!(frame_symbols(&second).len(), 50);
+
+    // Data is typed, with exact decimals.
+    conn.send_json(json!({
+        "type": "quote", "symbol": "AAPL", "bid": "187.123456789", "bid_size": "300",
+        "ask": "187.13", "ask_size": "100", "timestamp": "2025-01-02T15:04:05Z",
+        "exchange": "a field this SDK does not know"
+    }))
+    .await;
+    conn.send_json(json!({
+        "type": "bar", "symbol": "AAPL", "interval": "1m", "start": "2025-01-02T15:04:00Z",
+        "open": "1.1", "high": "1.3", "low": "1.0", "close": "1.2", "volume": "1000",
+        "backfill": true
+    }))
+    .await;
+    match next(&mut stream).await {
+        MarketDataEvent::Quote(quote) => {
+            assert_eq!(quote.symbol, "AAPL");
+            assert_eq!(quote.bid, Some(dec("187.123456789")));
+            assert_eq!(quote.ask, Some(dec("187.13")));
+        }
+        other => panic!("expected a quote, got {other:?}"),
+    }
+    match next(&mut stream).await {
+        MarketDataEvent::Bar(bar) => {
+            assert!(bar.backfill);
+            assert_eq!(bar.close, dec("1.2"));
+        }
+        other => panic!("expected a bar, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn replay_keeps_parameters_and_forgets_unsubscribed_symbols() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast()).await;
+    stream
+        .subscribe(Subscription::bars(["AAPL", "MSFT"], BarInterval::Minute1))
+        .unwrap();
+    stream
+        .subscribe(Subscription::bars(["MSFT"], BarInterval::Minute5))
+        .unwrap();
+    stream
+        .subscribe(Subscription::quotes(["AAPL", "NVDA"]))
+        .unwrap();
+    stream.unsubscribe(Channel::Quotes, ["AAPL"]).unwrap();
+    for _ in 0..4 {
+        conn.recv_json().await;
+    }
+    drop(conn);
+    assert!(matches!(
+        next(&mut stream).await,
+        MarketDataEvent::Connection(ConnectionEvent::Reconnecting { .. })
+    ));
+    let mut conn = server.accept().await;
+    assert_eq!(conn.handshake().await["token"], "tok-1");
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "channel": "quotes", "symbols": ["NVDA"]})
+    );
+    // A symbol subscribed again takes the new parameters.
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "channel": "bars", "symbols": ["AAPL"], "interval": "1m"})
+    );
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "channel": "bars", "symbols": ["MSFT"], "interval": "5m"})
+    );
+    assert!(matches!(
+        next(&mut stream).await,
+        MarketDataEvent::Connection(ConnectionEvent::Reconnected { .. })
+    ));
+}
+
+#[tokio::test]
+async fn list_subscriptions_and_snapshot_are_matched_by_request_id() {
+    let mut server = Server::start().await;
+    let (stream, mut conn) = connected(&mut server, fast()).await;
+    let handle = stream.handle();
+    let list = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.list_subscriptions().await }
+    });
+    let snapshot = tokio::spawn(async move {
+        handle
+            .snapshot(SnapshotRequest::new("AAPL", BarInterval::Day1).limit(2))
+            .await
+    });
+    let mut list_id = None;
+    let mut snapshot_id = None;
+    for _ in 0..2 {
+        let request = conn.recv_json().await;
+        let id = request["request_id"].as_str().unwrap().to_string();
+        match request["action"].as_str().unwrap() {
+            "list_subscriptions" => list_id = Some(id),
+            "snapshot" => {
+                assert_eq!(request["symbol"], "AAPL");
+                assert_eq!(request["interval"], "1d");
+                assert_eq!(request["limit"], 2);
+                snapshot_id = Some(id)
+            }
+            other => panic!("unexpected request {other}"),
+        }
+    }
+    let (list_id, snapshot_id) = (list_id.unwrap(), snapshot_id.unwrap());
+    assert_ne!(list_id, snapshot_id);
+    // Replies in the other order, with a quote in between.
+    conn.send_json(json!({
+        "type": "snapshot", "request_id": snapshot_id, "symbol": "AAPL",
+        "bars": [{"symbol": "AAPL", "interval": "1d", "start": "2025-01-02T00:00:00Z",
+                  "open": "1", "high": "2", "low": "0.5", "close": "1.5", "volume": "10"}]
+    }))
+    .await;
+    conn.send_json(json!({"type": "quote", "symbol": "AAPL", "bid": "1"}))
+        .await;
+    conn.send_json(json!({
+        "type": "subscriptions", "request_id": list_id,
+        "subscriptions": [{"channel": "quotes", "symbols": ["AAPL"]}]
+    }))
+    .await;
+    let bars = within("snapshot", snapshot).await.unwrap().unwrap();
+    assert_eq!(bars.len(), 1);
+    assert_eq!(bars[0].close, dec("1.5"));
+    let subscriptions = within("list", list).await.unwrap().unwrap();
+    assert_eq!(subscriptions, vec![Subscription::quotes(["AAPL"])]);
+    drop(stream);
+}
+
+#[tokio::test]
+async fn a_reply_that_never_comes_times_out_and_a_late_one_is_ignored() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast().request_timeout(ms(100))).await;
+    let pending = stream.list_subscriptions();
+    let (result, request) = tokio::join!(pending, conn.recv_json());
+    match result {
+        Err(StreamError::RequestTimeout { request, timeout }) => {
+            assert_eq!(request, "list_subscriptions");
+            assert_eq!(timeout, ms(100));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    conn.send_json(json!({
+        "type": "subscriptions", "request_id": request["request_id"], "subscriptions": []
+    }))
+    .await;
+    conn.send_json(json!({"type": "quote", "symbol": "LATE"}))
+        .await;
+    match next(&mut stream).await {
+        MarketDataEvent::Quote(quote) => assert_eq!(quote.symbol, "LATE"),
+        other => panic!("the late reply should be dropped quietly, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_error_reply_fails_its_request_only() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast()).await;
+    let request = SnapshotRequest::new("NOPE", BarInterval::Day1);
+    let (result, _) = tokio::join!(stream.snapshot(request), async {
+        let request = conn.recv_json().await;
+        conn.send_json(json!({
+            "type": "error", "code": "invalid_request", "message": "unknown symbol NOPE",
+            "request_id": request["request_id"]
+        }))
+        .await;
+    });
+    match result {
+        Err(StreamError::Server(error)) => {
+            assert_eq!(error.code.as_str(), "invalid_request");
+            assert_eq!(error.message, "unknown symbol NOPE");
+        }
+        other => panic!("expected the server's error, got {other:?}"),
+    }
+    conn.send_json(json!({"type": "quote", "symbol": "OK"}))
+        .await;
+    assert!(matches!(next(&mut stream).await, MarketDataEvent::Quote(_)));
+}
+
+#[tokio::test]
+async fn a_request_survives_a_reconnect() {
+    let mut server = Server::start().await;
+    let (stream, conn) = connected(&mut server, fast()).await;
+    let handle = stream.handle();
+    let list = tokio::spawn(async move { handle.list_subscriptions().await });
+    let mut conn = conn;
+    let first = conn.recv_json().await;
+    drop(conn);
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    let again = conn.recv_json().await;
+    assert_eq!(again, first, "the same request, same id, sent again");
+    conn.send_json(json!({
+        "type": "subscriptions", "request_id": again["request_id"], "subscriptions": []
+    }))
+    .await;
+    assert_eq!(within("list", list).await.unwrap().unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn an_expired_fixed_token_ends_the_stream() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast()).await;
+    conn.send_json(json!({"type": "error", "code": "token_expired", "message": "expired"}))
+        .await;
+    match next(&mut stream).await {
+        MarketDataEvent::Connection(ConnectionEvent::Terminated(
+            error @ StreamError::TokenExpired { .. },
+        )) => assert!(error.to_string().contains("for_connection")),
+        other => panic!("expected termination, got {other:?}"),
+    }
+    assert!(within("end", stream.next()).await.is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens from GET /connections/{connection_id}/token
+// ---------------------------------------------------------------------------------------------
+
+fn user_client(rest: &MockServer) -> UserClient {
+    ConnectTrade::builder()
+        .client_id("c-1")
+        .client_secret("c-secret")
+        .base_url(rest.base_url())
+        .build()
+        .unwrap()
+        .for_user(UserCredentials::new("u-1", "u-secret"))
+        .unwrap()
+}
+
+async fn token_mock<'a>(
+    rest: &'a MockServer,
+    token: &str,
+    lifetime: chrono::Duration,
+) -> httpmock::Mock<'a> {
+    let body = json!({"access_token": token, "expires_at": chrono::Utc::now() + lifetime});
+    rest.mock_async(|when, then| {
+        when.method(GET)
+            .path("/connections/conn-1/token")
+            .header("client-id", "c-1")
+            .header("user-id", "u-1")
+            .header("user-secret", "u-secret");
+        then.status(200).json_body(body);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_token_is_fetched_and_fetched_again_when_the_server_says_it_expired() {
+    let rest = MockServer::start_async().await;
+    let mut server = Server::start().await;
+    let first = token_mock(&rest, "tok-A", chrono::Duration::hours(24)).await;
+    let user = user_client(&rest);
+    let connecting = tokio::spawn(
+        MarketDataStream::for_connection(&user, "conn-1")
+            .url(server.url())
+            .config(fast())
+            .subscribe(Subscription::quotes(["AAPL"]))
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    assert_eq!(conn.handshake().await["token"], "tok-A");
+    assert_eq!(conn.recv_json().await["channel"], "quotes");
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    expect_connected(&mut stream).await;
+    assert_eq!(first.calls_async().await, 1);
+
+    first.delete_async().await;
+    let second = token_mock(&rest, "tok-B", chrono::Duration::hours(24)).await;
+    conn.send_json(json!({"type": "error", "code": "token_expired", "message": "expired"}))
+        .await;
+    conn.close_with(4004, "token expired").await;
+    match next(&mut stream).await {
+        MarketDataEvent::Connection(ConnectionEvent::Reconnecting { delay, .. }) => {
+            assert_eq!(delay, Duration::ZERO, "a new token needs no backoff")
+        }
+        other => panic!("expected reconnecting, got {other:?}"),
+    }
+    let mut conn = server.accept().await;
+    assert_eq!(conn.handshake().await["token"], "tok-B");
+    assert_eq!(conn.recv_json().await["channel"], "quotes");
+    assert!(matches!(
+        next(&mut stream).await,
+        MarketDataEvent::Connection(ConnectionEvent::Reconnected { .. })
+    ));
+    assert_eq!(second.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_token_is_renewed_before_it_expires() {
+    let rest = MockServer::start_async().await;
+    let mut server = Server::start().await;
+    // Renewed at half its life here (the 5-minute margin is capped at half the lifetime).
+    let first = token_mock(&rest, "tok-A", chrono::Duration::milliseconds(1200)).await;
+    let user = user_client(&rest);
+    let connecting = tokio::spawn(
+        MarketDataStream::for_connection(&user, "conn-1")
+            .url(server.url())
+            .config(fast())
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    assert_eq!(conn.handshake().await["token"], "tok-A");
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    expect_connected(&mut stream).await;
+    first.delete_async().await;
+    let second = token_mock(&rest, "tok-B", chrono::Duration::hours(24)).await;
+
+    match next(&mut stream).await {
+        MarketDataEvent::Connection(ConnectionEvent::Reconnecting {
+            reason: StreamError::TokenRenewal,
+            delay,
+            ..
+        }) => assert_eq!(delay, Duration::ZERO),
+        other => panic!("expected a renewal, got {other:?}"),
+    }
+    let mut conn = server.accept().await;
+    assert_eq!(conn.handshake().await["token"], "tok-B");
+    assert!(matches!(
+        next(&mut stream).await,
+        MarketDataEvent::Connection(ConnectionEvent::Reconnected { .. })
+    ));
+    assert_eq!(second.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn a_freshly_fetched_token_that_is_refused_is_terminal() {
+    let rest = MockServer::start_async().await;
+    let mut server = Server::start().await;
+    let mock = token_mock(&rest, "tok-A", chrono::Duration::hours(24)).await;
+    let user = user_client(&rest);
+    let connecting = tokio::spawn(
+        MarketDataStream::for_connection(&user, "conn-1")
+            .url(server.url())
+            .config(fast())
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    conn.welcome().await;
+    conn.send_json(json!({"type": "error", "code": "auth_failed", "message": "not entitled"}))
+        .await;
+    let error = within("connect()", connecting).await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, StreamError::AuthRejected { .. }),
+        "{error:?}"
+    );
+    assert_eq!(mock.calls_async().await, 1, "no second token for a refusal");
+}
+
+#[tokio::test]
+async fn a_failing_token_endpoint_fails_connect() {
+    let rest = MockServer::start_async().await;
+    let server = Server::start().await;
+    rest.mock_async(|when, then| {
+        when.method(GET).path("/connections/conn-1/token");
+        then.status(404)
+            .json_body(json!({"message": "no such connection"}));
+    })
+    .await;
+    let error = MarketDataStream::for_connection(&user_client(&rest), "conn-1")
+        .url(server.url())
+        .config(fast())
+        .connect()
+        .await
+        .unwrap_err();
+    match &error {
+        StreamError::Token {
+            status,
+            retryable,
+            message,
+        } => {
+            assert_eq!(*status, Some(404));
+            assert!(!retryable);
+            assert!(message.contains("no such connection"), "{message}");
+        }
+        other => panic!("expected a token error, got {other:?}"),
+    }
+    assert!(error.is_terminal());
+    // It converts into the crate's error.
+    let error: connect_trade::Error = error.into();
+    assert!(matches!(error, connect_trade::Error::Stream(_)));
+}
