@@ -64,6 +64,7 @@ use crate::{
     codes::{OrderSide, OrderStatus},
     error::Result,
     rest::types::Order,
+    stream::BrokerageStream,
     workflows::{AverageFill, DailyPlSummary, NullableSum, Overflow},
 };
 use book::Stamp;
@@ -97,6 +98,8 @@ pub struct UserStatus {
     pub loading: usize,
     /// When the last snapshot was installed.
     pub loaded_at: Option<DateTime<Utc>>,
+    /// How many snapshots were installed (the first load, then each reconciliation).
+    pub loads: u64,
     /// The last load's error, cleared by a successful load.
     pub last_error: Option<String>,
 }
@@ -468,6 +471,7 @@ impl Portfolio {
             let corrected = user.book.differences(&book);
             user.book = book;
             user.status.loaded = true;
+            user.status.loads += 1;
             user.status.loaded_at = Some(Utc::now());
             state.version += 1;
             (state.version, corrected)
@@ -536,6 +540,7 @@ impl Portfolio {
                     let corrected = user.book.differences(&book);
                     user.book = book;
                     user.installed_gen = Some(generation);
+                    user.status.loads += 1;
                     user.status.loaded = true;
                     user.status.loaded_at = Some(Utc::now());
                     user.status.last_error = None;
@@ -663,6 +668,29 @@ impl Portfolio {
                 let _ = this.reload(&client, &user_id, generation).await;
             });
         }
+    }
+
+    /// Follows a [`BrokerageStream`] until it ends (closed or terminated): the usual way to
+    /// run a live portfolio. No separate [`load`](Self::load) is needed: the stream's first
+    /// `Connected` loads every user over REST *after* the subscription is up, so no update
+    /// falls between the snapshot and the stream; every `Reconnected` reconciles.
+    ///
+    /// ```no_run
+    /// # async fn demo(platform: connect_trade::ConnectTrade,
+    /// #   alice: connect_trade::UserClient) -> Result<(), Box<dyn std::error::Error>> {
+    /// use connect_trade::{portfolio::Portfolio, stream::{BrokerageStream, protocol::Topic}};
+    ///
+    /// let stream = BrokerageStream::for_platform(&platform)
+    ///     .subscribe([Topic::Orders, Topic::Positions, Topic::Balances])
+    ///     .connect()
+    ///     .await?;
+    /// let portfolio = Portfolio::for_user(alice);
+    /// tokio::spawn({ let p = portfolio.clone(); async move { p.follow(stream).await } });
+    /// # Ok(()) }
+    /// ```
+    pub async fn follow(&self, stream: BrokerageStream) {
+        self.run(stream.filter_map(|event| std::future::ready(FeedEvent::from_brokerage(event))))
+            .await;
     }
 
     /// The second half of a load begun (buffering) by [`begin_load`](Self::begin_load):

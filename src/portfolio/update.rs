@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use crate::{
     rest::types::{Balance, Order, Position},
-    stream::protocol::{BrokerageMessage, UpdateMeta},
+    stream::{
+        BrokerageEvent, ConnectionEvent,
+        protocol::{BrokerageMessage, UpdateMeta},
+    },
 };
 
 /// One incremental update of the brokerage stream, decoded: an order, a position or a
@@ -85,6 +88,42 @@ pub enum FeedEvent {
     /// Updates were dropped on the way (a consumer fell behind) while the connection stayed
     /// up. The mirror marks every user stale and reconciles as after a reconnect.
     Lagged,
+}
+
+impl FeedEvent {
+    /// What a [`BrokerageStream`](crate::stream::BrokerageStream) event means to the mirror:
+    /// updates are updates; `Reconnecting` is a gap starting ([`Disconnected`]); `Connected`
+    /// and `Reconnected` are a session up, after which every user is (re)loaded over REST
+    /// ([`Reconnected`]); `Lagged` is updates dropped locally ([`Lagged`]). Other events
+    /// (subscription acknowledgements, errors, unknown messages) mean nothing to it.
+    ///
+    /// [`Disconnected`]: FeedEvent::Disconnected
+    /// [`Reconnected`]: FeedEvent::Reconnected
+    /// [`Lagged`]: FeedEvent::Lagged
+    pub fn from_brokerage(event: BrokerageEvent) -> Option<FeedEvent> {
+        Some(match event {
+            BrokerageEvent::Order { meta, order } => FeedEvent::Update(Update::Order {
+                meta,
+                order: Arc::new(*order),
+            }),
+            BrokerageEvent::Position { meta, position } => FeedEvent::Update(Update::Position {
+                meta,
+                position: Arc::new(*position),
+            }),
+            BrokerageEvent::Balance { meta, balance } => FeedEvent::Update(Update::Balance {
+                meta,
+                balance: Arc::new(*balance),
+            }),
+            BrokerageEvent::Connection(ConnectionEvent::Reconnecting { .. }) => {
+                FeedEvent::Disconnected
+            }
+            BrokerageEvent::Connection(
+                ConnectionEvent::Connected | ConnectionEvent::Reconnected { .. },
+            ) => FeedEvent::Reconnected,
+            BrokerageEvent::Lagged { .. } => FeedEvent::Lagged,
+            _ => return None,
+        })
+    }
 }
 
 impl From<Update> for FeedEvent {
