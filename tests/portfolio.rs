@@ -643,3 +643,35 @@ async fn lagging_behind_the_stream_triggers_a_reconciliation() {
     drop(tx);
     runner.await.unwrap();
 }
+
+#[tokio::test]
+async fn marks_are_refreshed_by_periodic_reconciliation() {
+    let rest = FakeRest::start().await;
+    rest.state.lock().unwrap().positions = vec![position_value("AAPL", "3", Some("1"))];
+    let p = Portfolio::builder()
+        .user(client_for(&rest.base_url, "alice"))
+        .reconcile_every(Duration::from_millis(20))
+        .build();
+    p.load().await.unwrap();
+    let mut changes = p.changes();
+    let (tx, stream) = feed();
+    let runner = tokio::spawn({
+        let p = p.clone();
+        async move { p.run(stream).await }
+    });
+    // The price moves: the broker revalues the position, the stream says nothing.
+    rest.state.lock().unwrap().positions = vec![position_value("AAPL", "3", Some("2.5"))];
+    loop {
+        let (_, corrected, _) = loaded(&mut changes).await;
+        if corrected > 0 {
+            break;
+        }
+    }
+    let book = p.user("alice").unwrap();
+    assert_eq!(
+        book.unrealized_pl().unwrap().total,
+        "2.5".parse::<Decimal>().unwrap()
+    );
+    drop(tx);
+    runner.await.unwrap();
+}

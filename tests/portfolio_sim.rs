@@ -378,3 +378,97 @@ async fn placement_under_injected_rest_faults_makes_one_order_per_cl_order_id() 
         placed.len()
     );
 }
+
+#[tokio::test]
+async fn the_workflows_on_the_simulators_state() {
+    let sim = simulator().await;
+    let platform = platform(&sim);
+    let user = sim
+        .paper_user(&platform, "cook", BrokerCode::Alpaca)
+        .await
+        .unwrap();
+    // 5 shares against 3 of liquidity per tick: each order fills 3 now, 2 on the next tick.
+    for i in 0..3 {
+        let request = market_buy(&user, &format!("w-{i}"), ["F", "BAC", "F"][i], "5");
+        place_order_safely_with(&user.client, request, &fast_retries())
+            .await
+            .unwrap();
+    }
+    let midnight = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+
+    // Partially filled orders with their fills.
+    let partial = fetch_orders(&user.client, OrderStatusFilter::PartiallyFilled, midnight)
+        .await
+        .unwrap();
+    let report = workflows::partially_filled_orders(&partial).unwrap();
+    assert_eq!(report.len(), 3);
+    for p in &report {
+        assert_eq!(p.filled_quantity, dec("3"));
+        assert_eq!(p.remaining_quantity, Some(dec("2")));
+        assert_eq!(
+            Some(p.average.unwrap().price),
+            p.order.avg_fill_price.map(|d| d.normalize())
+        );
+    }
+
+    sim.tick();
+    let day = fetch_orders(&user.client, OrderStatusFilter::All, midnight)
+        .await
+        .unwrap();
+    assert!(day.iter().all(|o| o.status == OrderStatus::Filled));
+    // Average fill price per order equals the server's avg_fill_price; over both F orders it
+    // is the volume-weighted average of all their fills.
+    for order in &day {
+        let average = workflows::average_fill_price(&order.fills)
+            .unwrap()
+            .unwrap();
+        assert_eq!(average.quantity, dec("5"));
+        assert_eq!(
+            Some(average.price),
+            order.avg_fill_price.map(|d| d.normalize())
+        );
+    }
+    let f_orders: Vec<_> = day
+        .iter()
+        .filter(|o| o.symbol.as_deref() == Some("F"))
+        .collect();
+    let f_average = workflows::average_fill_price_of_orders(f_orders.iter().copied())
+        .unwrap()
+        .unwrap();
+    assert_eq!(f_average.quantity, dec("10"));
+    let positions = user
+        .client
+        .list_positions()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let f_position = positions.iter().find(|p| p.symbol == "F").unwrap();
+    assert_eq!(f_position.quantity, dec("10"));
+    assert_eq!(
+        Some(f_average.price.round_dp(4)),
+        f_position.average_price.map(|d| d.round_dp(4))
+    );
+
+    // Total unrealized P&L and the daily summary.
+    let pl = workflows::total_unrealized_pl(&positions).unwrap();
+    assert_eq!((pl.reported, pl.missing), (2, 0));
+    let balances = user
+        .client
+        .list_balances()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = workflows::daily_pl_summary(&balances, &positions).unwrap();
+    assert_eq!(summary.cash.reported, 1);
+    assert_eq!(summary.by_symbol.len(), 2);
+    assert_eq!(
+        summary.daily_pl.total,
+        positions.iter().filter_map(|p| p.daily_pl).sum::<Decimal>()
+    );
+}

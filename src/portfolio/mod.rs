@@ -26,20 +26,30 @@
 //! stream: the brokerage stream carries every user of the platform).
 //!
 //! ```no_run
-//! # async fn demo(alice: connect_trade::UserClient,
-//! #   feed: impl futures::Stream<Item = connect_trade::portfolio::FeedEvent> + Send + 'static)
-//! # -> connect_trade::Result<()> {
+//! # async fn demo(platform: connect_trade::ConnectTrade, alice: connect_trade::UserClient)
+//! # -> Result<(), Box<dyn std::error::Error>> {
 //! use connect_trade::portfolio::Portfolio;
+//! use connect_trade::stream::{BrokerageStream, protocol::Topic};
 //!
+//! let stream = BrokerageStream::for_platform(&platform)
+//!     .subscribe([Topic::Orders, Topic::Positions, Topic::Balances])
+//!     .connect()
+//!     .await?;
 //! let portfolio = Portfolio::for_user(alice.clone());
-//! portfolio.load().await?;                        // REST snapshot
-//! tokio::spawn({ let p = portfolio.clone(); async move { p.run(feed).await } });
+//! // Loads over REST once the stream is up, applies updates, reconciles after every gap.
+//! tokio::spawn({ let p = portfolio.clone(); async move { p.follow(stream).await } });
+//!
 //! let mut changed = portfolio.subscribe();
-//! changed.changed().await.ok();
-//! let book = portfolio.user(alice.user_id()).expect("loaded");
-//! println!("unrealized P&L {:?}", book.unrealized_pl());
+//! changed.changed().await?;
+//! if let Some(book) = portfolio.user(alice.user_id()) {
+//!     let pl = book.unrealized_pl()?;
+//!     println!("unrealized P&L {} ({} positions without a figure)", pl.total, pl.missing);
+//! }
 //! # Ok(()) }
 //! ```
+//!
+//! Without the stream client (replays, tests), feed [`FeedEvent`]s to [`Portfolio::run`] or
+//! [`Update`]s to [`Portfolio::apply`].
 
 mod book;
 mod fetch;
@@ -48,6 +58,7 @@ mod update;
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
@@ -68,6 +79,17 @@ use crate::{
     workflows::{AverageFill, DailyPlSummary, NullableSum, Overflow},
 };
 use book::Stamp;
+
+/// Why every user is re-read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReconcileKind {
+    /// A (re)connected stream session.
+    NewSession,
+    /// Updates dropped locally.
+    Lagged,
+    /// [`PortfolioBuilder::reconcile_every`].
+    Periodic,
+}
 
 /// Gives the client of a user the portfolio does not know yet (first seen on the stream):
 /// typically looks the user's secret up in the platform's database.
@@ -167,6 +189,7 @@ struct Inner {
     resolver: Option<Box<dyn UserResolver>>,
     /// Keep updates of users without a client (a detached mirror).
     accept_unknown: bool,
+    reconcile_every: Option<Duration>,
     scope: OrderScope,
     load_retry: RetryPolicy,
     concurrency: usize,
@@ -184,6 +207,7 @@ pub struct PortfolioBuilder {
     concurrency: usize,
     change_capacity: usize,
     accept_unknown: bool,
+    reconcile_every: Option<Duration>,
 }
 
 impl Default for PortfolioBuilder {
@@ -196,6 +220,7 @@ impl Default for PortfolioBuilder {
             concurrency: 8,
             change_capacity: 4096,
             accept_unknown: false,
+            reconcile_every: None,
         }
     }
 }
@@ -245,6 +270,16 @@ impl PortfolioBuilder {
         self
     }
 
+    /// Also re-reads every user over REST this often while [`Portfolio::run`] (or
+    /// [`Portfolio::follow`]) runs (default: never). Useful for the figures that follow the
+    /// market (last price, market value, P&L, equity): brokers revalue them continuously,
+    /// but the stream carries a position or balance only when it changes otherwise (a fill,
+    /// a deposit), so between such changes they age in the mirror.
+    pub fn reconcile_every(mut self, every: Duration) -> Self {
+        self.reconcile_every = (!every.is_zero()).then_some(every);
+        self
+    }
+
     /// Builds the (empty) portfolio; call [`Portfolio::load`] next.
     pub fn build(self) -> Portfolio {
         let (version_tx, _) = watch::channel(0);
@@ -262,6 +297,7 @@ impl PortfolioBuilder {
                 seen: RwLock::new(HashSet::new()),
                 resolver: self.resolver,
                 accept_unknown: self.accept_unknown,
+                reconcile_every: self.reconcile_every,
                 scope: self.scope,
                 load_retry: self.load_retry,
                 concurrency: self.concurrency,
@@ -623,7 +659,25 @@ impl Portfolio {
     pub async fn run(&self, feed: impl Stream<Item = FeedEvent> + Send) {
         futures::pin_mut!(feed);
         let mut tasks = tokio::task::JoinSet::new();
-        while let Some(event) = feed.next().await {
+        let mut timer = self.inner.reconcile_every.map(|every| {
+            let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer
+        });
+        loop {
+            let event = match &mut timer {
+                Some(timer) => tokio::select! {
+                    event = feed.next() => event,
+                    _ = timer.tick() => {
+                        self.start_reconcile(&mut tasks, ReconcileKind::Periodic);
+                        continue;
+                    }
+                },
+                None => feed.next().await,
+            };
+            let Some(event) = event else {
+                break;
+            };
             match event {
                 FeedEvent::Update(update) => {
                     let user_id = self
@@ -641,10 +695,12 @@ impl Portfolio {
                     }
                 }
                 FeedEvent::Disconnected => self.mark_stale(),
-                FeedEvent::Reconnected => self.start_reconcile(&mut tasks, true),
+                FeedEvent::Reconnected => {
+                    self.start_reconcile(&mut tasks, ReconcileKind::NewSession)
+                }
                 FeedEvent::Lagged => {
                     self.mark_stale();
-                    self.start_reconcile(&mut tasks, false);
+                    self.start_reconcile(&mut tasks, ReconcileKind::Lagged);
                 }
             }
             while tasks.try_join_next().is_some() {}
@@ -654,11 +710,22 @@ impl Portfolio {
 
     /// Begins reloading every user with a client, in feed order (buffering starts now), and
     /// spawns the REST reads.
-    fn start_reconcile(&self, tasks: &mut tokio::task::JoinSet<()>, new_session: bool) {
-        let clients: Vec<UserClient> = read(&self.inner.clients).values().cloned().collect();
-        if new_session {
+    fn start_reconcile(&self, tasks: &mut tokio::task::JoinSet<()>, kind: ReconcileKind) {
+        let mut clients: Vec<UserClient> = read(&self.inner.clients).values().cloned().collect();
+        match kind {
             // Sequences restart with the new session.
-            write(&self.inner.state).session += 1;
+            ReconcileKind::NewSession => write(&self.inner.state).session += 1,
+            ReconcileKind::Lagged => {}
+            // A refresh of users already being read would only pile up reads.
+            ReconcileKind::Periodic => {
+                let state = self.read_state();
+                clients.retain(|c| {
+                    state
+                        .users
+                        .get(c.user_id())
+                        .is_none_or(|u| u.status.loading == 0)
+                });
+            }
         }
         for client in clients {
             let generation = self.begin_load(client.user_id());
