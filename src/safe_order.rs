@@ -196,15 +196,20 @@ where
         };
         tracing::debug!(key, what, attempt = attempt + 1, %error, "attempt failed");
         match classify(&error) {
-            Next::Existing => {
-                return match find().await? {
-                    Some(order) => Ok(order),
-                    // 409 but no such order since midnight: the key was used by something
-                    // we cannot see (another account, another day): the server's refusal
-                    // stands.
-                    None => Err(error),
-                };
-            }
+            Next::Existing => match find().await {
+                Ok(Some(order)) => return Ok(order),
+                // 409 but no such order since midnight: the key was used by something we
+                // cannot see (another account, another day): the server's refusal stands.
+                Ok(None) => return Err(error),
+                // The key exists but the look-up failed: look again on the next attempt
+                // (never send blindly).
+                Err(lookup) if lookup.is_retryable() => {
+                    must_look_up = true;
+                    last_error = Some(lookup);
+                    continue;
+                }
+                Err(lookup) => return Err(lookup),
+            },
             Next::LookUp => must_look_up = true,
             Next::Resend => {}
             Next::Fail => return Err(error),

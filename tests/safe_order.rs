@@ -656,3 +656,24 @@ async fn with_httpmock_a_409_returns_the_order_found_by_cl_order_id() {
     post.assert_calls_async(1).await;
     list.assert_calls_async(1).await;
 }
+
+#[tokio::test]
+async fn a_409_whose_look_up_fails_is_looked_up_again_not_resent() {
+    let fake = Fake::start().await;
+    let user = fake.user();
+    let first = place_order_safely_with(&user, request("cl-409"), &fast(3))
+        .await
+        .unwrap();
+    fake.faults("LIST", &[Fault::Status503Before]);
+    let again = place_order_safely_with(&user, request("cl-409"), &fast(3))
+        .await
+        .unwrap();
+    assert_eq!(first.order_id, again.order_id);
+    assert_eq!(
+        fake.count("POST", "/orders"),
+        2,
+        "the 409 was not followed by a resend"
+    );
+    assert_eq!(fake.count("GET", "/orders"), 2);
+    assert_eq!(fake.orders_with("cl-409").len(), 1);
+}

@@ -434,7 +434,8 @@ impl Portfolio {
     }
 
     /// Runs `f` on a consistent view of the whole mirror. The writer waits while `f` runs:
-    /// keep it short (collect what you need, compute outside).
+    /// keep it short (collect what you need, compute outside), and do not call this
+    /// portfolio's writing methods (`apply`, `install`, …) from it: they would wait for `f`.
     pub fn read<R>(&self, f: impl FnOnce(&PortfolioView<'_>) -> R) -> R {
         let state = self.read_state();
         f(&PortfolioView { state: &state })
