@@ -5,55 +5,23 @@
 
 use std::{env, fs, path::PathBuf};
 
-use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
+use progenitor::Generator;
+
+/// The generation settings, shared with the xtask.
+#[path = "xtask/src/generation.rs"]
+mod generation;
 
 fn main() {
     println!("cargo:rerun-if-changed=spec/openapi.json");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=xtask/src/generation.rs");
 
     let text = fs::read_to_string("spec/openapi.json").expect("read spec/openapi.json");
     let spec: openapiv3::OpenAPI =
         serde_json::from_str(&text).expect("spec/openapi.json is not an OpenAPI 3.0 document");
     let raw: serde_json::Value = serde_json::from_str(&text).expect("spec/openapi.json is JSON");
 
-    let mut settings = GenerationSettings::new();
-    settings
-        .with_interface(InterfaceStyle::Builder)
-        .with_tag(TagStyle::Merged)
-        .with_hooks(HooksMode::Expected)
-        .with_inner_type(quote::quote!(crate::client::Inner))
-        .with_derive("PartialEq")
-        .with_derive("schemars::JsonSchema")
-        .with_conversion(
-            schemars08::schema::SchemaObject {
-                instance_type: Some(schemars08::schema::InstanceType::String.into()),
-                format: Some("decimal".to_string()),
-                ..Default::default()
-            },
-            "rust_decimal::Decimal",
-            [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
-        )
-        // Secrets (`format: password`) become `Secret`, whose Debug and Display are redacted.
-        .with_conversion(
-            schemars08::schema::SchemaObject {
-                instance_type: Some(schemars08::schema::InstanceType::String.into()),
-                format: Some("password".to_string()),
-                ..Default::default()
-            },
-            "crate::credentials::Secret",
-            std::iter::empty(),
-        );
-    // Every string enum of the spec is replaced by the hand-written open enum of the same name
-    // in `src/codes.rs`, which keeps unknown values instead of failing to decode them. A new
-    // enum upstream therefore fails the build until it is added there: never a closed enum.
-    for name in string_enums(&raw) {
-        settings.with_replacement(
-            &name,
-            format!("crate::codes::{name}"),
-            [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
-        );
-    }
-
+    let settings = generation::settings(&raw);
     let mut generator = Generator::new(&settings);
     let tokens = generator
         .generate_tokens(&spec)
@@ -64,20 +32,6 @@ fn main() {
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("rest.rs");
     fs::write(&out, code).expect("write generated code");
-}
-
-/// The names of the component schemas that are string enums.
-fn string_enums(spec: &serde_json::Value) -> Vec<String> {
-    spec["components"]["schemas"]
-        .as_object()
-        .map(|schemas| {
-            schemas
-                .iter()
-                .filter(|(_, s)| s.get("enum").is_some() && s["type"] == "string")
-                .map(|(name, _)| name.clone())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request

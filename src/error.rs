@@ -236,31 +236,6 @@ impl From<progenitor_client::Error<types::Error>> for Error {
     }
 }
 
-impl From<progenitor_client::Error<()>> for Error {
-    fn from(error: progenitor_client::Error<()>) -> Self {
-        use progenitor_client::Error as P;
-        match error {
-            P::ErrorResponse(response) => Error::Api {
-                status: response.status().as_u16(),
-                message: String::new(),
-                request_id: request_id_of(response.headers()),
-            },
-            P::InvalidRequest(m) | P::Custom(m) => Error::InvalidRequest(m),
-            P::CommunicationError(e) | P::ResponseBodyError(e) | P::InvalidUpgrade(e) => {
-                from_reqwest(e)
-            }
-            P::InvalidResponsePayload(body, source) => Error::Decode {
-                excerpt: excerpt(&body),
-                source,
-            },
-            P::UnexpectedResponse(response) => Error::UnexpectedResponse {
-                status: response.status().as_u16(),
-                excerpt: String::new(),
-            },
-        }
-    }
-}
-
 pub(crate) fn from_reqwest(e: reqwest::Error) -> Error {
     if e.is_timeout() {
         Error::Timeout(e)

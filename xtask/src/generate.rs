@@ -1,9 +1,8 @@
 //! Checking that a document generates with progenitor, with the settings of `build.rs`.
 //!
-//! Keep the settings here in step with `build.rs`: `tests/api_surface.rs` in the main crate
-//! fails when the two generate different public surfaces.
+//! The settings are `crate::generation`, the same file `build.rs` includes.
 
-use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
+use progenitor::Generator;
 use serde_json::Value;
 
 use crate::Error;
@@ -14,33 +13,8 @@ use crate::Error;
 pub fn generate(doc: &Value) -> Result<String, Error> {
     let spec: openapiv3::OpenAPI = serde_json::from_value(doc.clone())
         .map_err(|e| Error::Generate(format!("not an OpenAPI 3.0 document: {e}")))?;
-    let enums = string_enums(doc);
+    let settings = crate::generation::settings(doc);
     let run = move || -> Result<String, String> {
-        let mut settings = GenerationSettings::new();
-        settings
-            .with_interface(InterfaceStyle::Builder)
-            .with_tag(TagStyle::Merged)
-            .with_hooks(HooksMode::Expected)
-            .with_inner_type(quote::quote!(crate::client::Inner))
-            .with_derive("PartialEq")
-            .with_derive("schemars::JsonSchema")
-            .with_conversion(
-                string_format("decimal"),
-                "rust_decimal::Decimal",
-                [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
-            )
-            .with_conversion(
-                string_format("password"),
-                "crate::credentials::Secret",
-                std::iter::empty(),
-            );
-        for name in &enums {
-            settings.with_replacement(
-                name,
-                format!("crate::codes::{name}"),
-                [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
-            );
-        }
         let mut generator = Generator::new(&settings);
         generator
             .generate_tokens(&spec)
@@ -67,25 +41,6 @@ pub fn generate(doc: &Value) -> Result<String, Error> {
     }
 }
 
-fn string_format(format: &str) -> schemars08::schema::SchemaObject {
-    schemars08::schema::SchemaObject {
-        instance_type: Some(schemars08::schema::InstanceType::String.into()),
-        format: Some(format.to_string()),
-        ..Default::default()
-    }
-}
-
 /// The names of the component schemas that are string enums (`build.rs` replaces each with
 /// the hand-written open enum `crate::codes::<Name>`).
-pub fn string_enums(doc: &Value) -> Vec<String> {
-    doc.pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .map(|schemas| {
-            schemas
-                .iter()
-                .filter(|(_, s)| s.get("enum").is_some() && s["type"] == "string")
-                .map(|(name, _)| name.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub use crate::generation::string_enums;

@@ -12,6 +12,7 @@
 
 pub mod diff;
 pub mod generate;
+pub mod generation;
 pub mod json;
 pub mod load;
 pub mod normalize;
