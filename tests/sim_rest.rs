@@ -1779,3 +1779,79 @@ async fn stop_limit_orders_trigger_then_wait_for_their_limit() {
     );
     assert_conforms(&sim);
 }
+
+#[tokio::test]
+async fn a_cl_order_id_is_unique_per_day_and_deleting_a_user_removes_everything() {
+    let sim = sim().await;
+    let (platform, alice) = alice(&sim).await;
+    let place = |cl: &str| {
+        alice
+            .client
+            .place_order()
+            .body(order(
+                &alice,
+                cl,
+                OrderSide::Buy,
+                OrderType::Market,
+                "F",
+                "1",
+            ))
+            .send()
+    };
+    place("daily").await.unwrap();
+    assert_eq!(refused(place("daily").await).0, 409);
+    sim.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(
+        place("daily").await.unwrap().into_inner().status,
+        OrderStatus::Filled,
+        "a new day, a new key space"
+    );
+
+    platform
+        .delete_user()
+        .user_id("alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(alice.client.list_accounts().send().await).0,
+        401,
+        "the old secret is gone with the user"
+    );
+    let again = sim
+        .paper_user(&platform, "alice", BrokerCode::Alpaca)
+        .await
+        .unwrap();
+    assert_ne!(again.account_id, alice.account_id);
+    assert_eq!(
+        again
+            .client
+            .list_connections()
+            .send()
+            .await
+            .unwrap()
+            .into_inner()
+            .len(),
+        1
+    );
+    assert_eq!(
+        refused(
+            again
+                .client
+                .list_orders()
+                .account_id(&alice.account_id)
+                .send()
+                .await
+        )
+        .0,
+        404
+    );
+    assert_conforms(&sim);
+}
+
+#[test]
+fn the_simulator_can_be_shared_across_tasks() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Simulator>();
+    shareable::<connect_trade::sim::Faults>();
+}

@@ -55,7 +55,8 @@ impl RestFault {
 #[derive(Default)]
 struct RestPlan {
     next: VecDeque<RestFault>,
-    every: Option<(u64, RestFault)>,
+    /// (k, fault, the call count when it was set).
+    every: Option<(u64, RestFault, u64)>,
     share: Option<(f64, RestFault, fastrand::Rng)>,
 }
 
@@ -125,8 +126,8 @@ impl Faults {
 
     /// Every `k`-th REST call (counting from now) fails with `fault`; `k = 0` stops it.
     pub fn fail_every(&self, k: u64, fault: RestFault) -> &Self {
-        self.rest().every = (k > 0).then_some((k, fault));
-        self.inner.rest_calls.store(0, Ordering::Relaxed);
+        let now = self.rest_calls();
+        self.rest().every = (k > 0).then_some((k, fault, now));
         self
     }
 
@@ -144,7 +145,7 @@ impl Faults {
         self
     }
 
-    /// REST API calls seen since the start (or the last [`fail_every`](Faults::fail_every)).
+    /// REST API calls seen since the start (the OAuth page is not counted).
     pub fn rest_calls(&self) -> u64 {
         self.inner.rest_calls.load(Ordering::Relaxed)
     }
@@ -182,8 +183,9 @@ impl Faults {
         if let Some(fault) = plan.next.pop_front() {
             return Some(fault);
         }
-        if let Some((k, fault)) = plan.every
-            && call.is_multiple_of(k)
+        if let Some((k, fault, since)) = plan.every
+            && call > since
+            && (call - since).is_multiple_of(k)
         {
             return Some(fault);
         }

@@ -39,14 +39,18 @@ const YEAR_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
 /// Rounds a model number to `dp` decimal places (half away from zero), never panicking.
 pub(crate) fn dec(value: f64, dp: u32) -> Decimal {
-    Decimal::from_f64(value)
+    let mut out = Decimal::from_f64(value)
         .unwrap_or_default()
-        .round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
+        .round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    out.rescale(dp);
+    out
 }
 
 /// Cents.
 pub(crate) fn cents(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    let mut out = value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    out.rescale(2);
+    out
 }
 
 /// FNV-1a: a hash that is the same on every machine and every Rust version.

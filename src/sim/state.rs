@@ -700,14 +700,14 @@ impl State {
             .collect())
     }
 
-    /// Cash set aside for open buy orders.
-    fn reserved(&mut self, account_id: &str) -> Decimal {
+    /// Cash set aside for the open buy orders of an account, leaving out order `except`.
+    fn reserved(&mut self, account_id: &str, except: Option<usize>) -> Decimal {
         let (tick, now) = (self.tick, self.now);
         let mut reserved = Decimal::ZERO;
         let open: Vec<usize> = (0..self.orders.len())
             .filter(|&i| {
                 let o = &self.orders[i];
-                o.wire.account_id == account_id && o.is_open() && o.buy
+                Some(i) != except && o.wire.account_id == account_id && o.is_open() && o.buy
             })
             .collect();
         for i in open {
@@ -766,7 +766,7 @@ impl State {
                 .unwrap_or(p.avg);
             market_value += last * p.qty * p.multiplier;
         }
-        let reserved = self.reserved(account_id);
+        let reserved = self.reserved(account_id, None);
         let buying_power = cents(cash - reserved).max(Decimal::ZERO);
         Some(Balance {
             account_id: account_id.to_string(),
@@ -1255,12 +1255,12 @@ impl State {
             (qty * net * multiplier).max(Decimal::ZERO)
         };
         // The order is already in the book: leave it out of what is reserved.
-        self.order_mut(idx).wire.status = OrderStatus::Rejected;
-        let available = self
-            .balance(&account_id)
-            .and_then(|b| b.buying_power)
+        let cash = self
+            .accounts
+            .get(&account_id)
+            .map(|a| a.cash)
             .unwrap_or_default();
-        self.order_mut(idx).wire.status = OrderStatus::Pending;
+        let available = cents(cash - self.reserved(&account_id, Some(idx))).max(Decimal::ZERO);
         if cost > available {
             return Some(format!(
                 "insufficient buying power: the order needs {} and the account has {}",

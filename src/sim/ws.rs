@@ -166,13 +166,16 @@ fn error<M>(
 enum Incoming {
     Text(String),
     Other,
+    /// The client closed: answer its close frame.
+    Closing,
     Gone,
 }
 
 async fn receive(ws: &mut WebSocketStream<TcpStream>) -> Incoming {
     match ws.next().await {
         Some(Ok(Message::Text(text))) => Incoming::Text(text.to_string()),
-        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Incoming::Gone,
+        Some(Ok(Message::Close(_))) => Incoming::Closing,
+        Some(Err(_)) | None => Incoming::Gone,
         Some(Ok(Message::Binary(_))) => Incoming::Text(String::new()),
         Some(Ok(_)) => Incoming::Other,
     }
@@ -186,9 +189,10 @@ async fn brokerage(conn: &mut Conn) -> Flow {
     let mut events = conn.shared.events.subscribe();
     let mut control = conn.shared.control.subscribe();
     conn.send(&BrokerageMessage::Welcome {
-        message: Some(
-            "Connect Trade simulator: brokerage stream. Authenticate within 30 s.".to_string(),
-        ),
+        message: Some(format!(
+            "Connect Trade simulator: brokerage stream. Authenticate within {} s.",
+            conn.shared.config.auth_timeout.as_secs()
+        )),
     })
     .await?;
     let deadline = tokio::time::sleep(conn.shared.config.auth_timeout);
@@ -219,6 +223,10 @@ async fn brokerage(conn: &mut Conn) -> Flow {
                     .await;
             }
             Step::Incoming(Incoming::Gone) => return Err(End),
+            Step::Incoming(Incoming::Closing) => {
+                let _ = conn.ws.flush().await;
+                return Err(End);
+            }
             Step::Incoming(Incoming::Other) | Step::Nothing | Step::Tick(_) => {}
             Step::Incoming(Incoming::Text(text)) => {
                 match serde_json::from_str::<BrokerageRequest>(&text) {
@@ -397,9 +405,10 @@ async fn market_data(conn: &mut Conn) -> Flow {
     let mut ticks = conn.shared.ticks.subscribe();
     let mut control = conn.shared.control.subscribe();
     conn.send(&MarketDataMessage::Welcome {
-        message: Some(
-            "Connect Trade simulator: market data stream. Authenticate within 30 s.".to_string(),
-        ),
+        message: Some(format!(
+            "Connect Trade simulator: market data stream. Authenticate within {} s.",
+            conn.shared.config.auth_timeout.as_secs()
+        )),
     })
     .await?;
     let deadline = tokio::time::sleep(conn.shared.config.auth_timeout);
@@ -431,6 +440,10 @@ async fn market_data(conn: &mut Conn) -> Flow {
                     .await;
             }
             Step::Incoming(Incoming::Gone) => return Err(End),
+            Step::Incoming(Incoming::Closing) => {
+                let _ = conn.ws.flush().await;
+                return Err(End);
+            }
             Step::Incoming(Incoming::Other) | Step::Nothing | Step::Event(_) => {}
             Step::Incoming(Incoming::Text(text)) => {
                 match serde_json::from_str::<MarketDataRequest>(&text) {
