@@ -17,10 +17,14 @@ pub mod client;
 pub mod codes;
 pub mod credentials;
 pub mod error;
+pub mod oauth;
 pub mod orders;
 mod paging;
+pub mod portfolio;
+pub mod safe_order;
 pub mod stream;
 pub mod symbology;
+pub mod workflows;
 
 #[cfg(feature = "sim")]
 pub mod sim;
