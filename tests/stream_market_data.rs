@@ -570,3 +570,34 @@ async fn a_failing_token_endpoint_fails_connect() {
     let error: connect_trade::Error = error.into();
     assert!(matches!(error, connect_trade::Error::Stream(_)));
 }
+
+#[tokio::test]
+async fn a_token_expiry_in_the_past_by_our_clock_does_not_start_a_renewal_loop() {
+    // Clocks disagree (or a simulator runs in the past): the token just issued says it
+    // expired two days ago. The stream must use it, not fetch tokens in a loop.
+    let rest = MockServer::start_async().await;
+    let mut server = Server::start().await;
+    let mock = token_mock(&rest, "tok-A", chrono::Duration::hours(-48)).await;
+    let user = user_client(&rest);
+    let connecting = tokio::spawn(
+        MarketDataStream::for_connection(&user, "conn-1")
+            .url(server.url())
+            .config(fast())
+            .subscribe(Subscription::quotes(["AAPL"]))
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    assert_eq!(conn.handshake().await["token"], "tok-A");
+    assert_eq!(conn.recv_json().await["channel"], "quotes");
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    expect_connected(&mut stream).await;
+    for bid in ["1", "2", "3"] {
+        conn.send_json(json!({"type": "quote", "symbol": "AAPL", "bid": bid}))
+            .await;
+        match next(&mut stream).await {
+            MarketDataEvent::Quote(quote) => assert_eq!(quote.bid.unwrap().to_string(), bid),
+            other => panic!("expected the quote, got {other:?}"),
+        }
+    }
+    assert_eq!(mock.calls_async().await, 1, "the token was fetched once");
+}

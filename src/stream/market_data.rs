@@ -162,6 +162,30 @@ struct ConnectionToken {
     held: Option<HeldToken>,
 }
 
+/// How long a token just issued (or just accepted) has left, by this machine's clock.
+///
+/// The server's `expires_at` is trusted when it lies in the future, capped at the documented
+/// 24 h. One in the past cannot be right for a token the server has just issued: this
+/// machine's clock and the server's disagree (or, with the simulator, simulated time started in
+/// the past). Renewing on it would fetch tokens in a loop, so the documented lifetime is
+/// assumed instead, and the server's `token_expired` remains the backstop.
+fn token_lifetime(expires_at: Option<chrono::DateTime<Utc>>) -> Duration {
+    let Some(at) = expires_at else {
+        return TOKEN_LIFETIME;
+    };
+    match (at - Utc::now()).to_std() {
+        Ok(left) if !left.is_zero() => left.min(TOKEN_LIFETIME),
+        _ => {
+            tracing::warn!(
+                expires_at = %at,
+                "the token's expiry is not in the future by this machine's clock; \
+                 assuming the documented 24 h lifetime"
+            );
+            TOKEN_LIFETIME
+        }
+    }
+}
+
 impl ConnectionToken {
     fn needs_fetch(&self) -> bool {
         match &self.held {
@@ -179,10 +203,7 @@ impl ConnectionToken {
             .await
             .map_err(|error| StreamError::token(crate::Error::from(error)))?;
         let token = response.into_inner();
-        let lifetime = token
-            .expires_at
-            .map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-            .unwrap_or(TOKEN_LIFETIME);
+        let lifetime = token_lifetime(token.expires_at);
         let margin = self.margin.min(lifetime / 2);
         tracing::debug!(
             connection_id = %self.connection_id,
@@ -314,8 +335,8 @@ impl Protocol for MarketDataProtocol {
                 {
                     held.fresh = false;
                     // The server's word on the expiry wins if it is earlier.
-                    if let Some(at) = expires_at {
-                        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                    if expires_at.is_some() {
+                        let left = token_lifetime(expires_at);
                         let at = Instant::now() + left.saturating_sub(source.margin.min(left / 2));
                         held.refresh_at = held.refresh_at.min(at);
                     }
