@@ -120,18 +120,17 @@ mod offline {
     use std::time::Duration;
 
     use connect_trade::{
+        ConnectTrade, UserClient,
         codes::{BrokerCode, ConnectionType, OrderSide, OrderStatus, OrderType, TimeInForce},
         rest::types::PlaceOrderRequest,
         sim::Simulator,
-        stream::protocol::{
-            BrokerageMessage, BrokerageRequest, Channel, MarketDataMessage, MarketDataRequest,
-            ServerMessage, Subscription, SubscriptionParams, Topic,
+        stream::{
+            BrokerageEvent, BrokerageStream, MarketDataEvent, MarketDataStream,
+            protocol::{Subscription, Topic},
         },
     };
-    use futures::{SinkExt, StreamExt};
     use rust_decimal::Decimal;
     use tokio::sync::mpsc;
-    use tokio_tungstenite::tungstenite::Message;
 
     use super::{Outcome, show};
 
@@ -204,7 +203,7 @@ mod offline {
         );
 
         // The brokerage stream (server side: one connection for all users), before trading.
-        let mut updates = brokerage_updates(&sim).await?;
+        let mut updates = brokerage_updates(&sim, &platform).await?;
 
         // 5. A market order and a limit order well below the market (it stays open).
         let price = sim.price("AAPL").ok_or("AAPL has no price")?;
@@ -256,20 +255,14 @@ mod offline {
             }
         }
 
-        // 7. Market data: a token for the connection, then a few quotes.
+        // 7. Market data: the stream fetches the connection's token, then a few quotes.
         let connection_id = landed
             .query_pairs()
             .find(|(k, _)| k == "connection_id")
             .map(|(_, v)| v.into_owned())
             .ok_or("no connection_id in the redirect")?;
-        let token = user
-            .get_market_data_token()
-            .connection_id(&connection_id)
-            .send()
-            .await?
-            .into_inner();
         println!("7. Quotes from the market data stream:");
-        for quote in quotes(&sim, token.access_token.expose(), &["AAPL", "MSFT"], 4).await? {
+        for quote in quotes(&sim, &user, &connection_id, &["AAPL", "MSFT"], 4).await? {
             println!("   {quote}");
         }
 
@@ -315,54 +308,55 @@ mod offline {
         Ok(())
     }
 
-    /// Connects to the brokerage stream, authenticates, subscribes, and forwards each update
-    /// as a line of text.
+    /// Opens the SDK's brokerage stream (it authenticates, subscribes, and would reconnect
+    /// and resubscribe by itself) and forwards each update as a line of text.
     async fn brokerage_updates(
         sim: &Simulator,
+        platform: &ConnectTrade,
     ) -> Result<mpsc::Receiver<String>, Box<dyn std::error::Error + Send + Sync>> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(sim.brokerage_stream_url()).await?;
-        let credentials = sim.credentials();
-        let requests = [
-            BrokerageRequest::Authenticate {
-                client_id: credentials.client_id,
-                client_secret: credentials.client_secret,
-            },
-            BrokerageRequest::Subscribe {
-                topics: vec![Topic::Orders, Topic::Positions, Topic::Balances],
-            },
-        ];
-        for request in &requests {
-            ws.send(Message::text(serde_json::to_string(request)?))
-                .await?;
+        let mut stream = BrokerageStream::for_platform(platform)
+            .url(sim.brokerage_stream_url())
+            .subscribe([Topic::Orders, Topic::Positions, Topic::Balances])
+            .connect()
+            .await?;
+        // Wait until the subscription is confirmed, so no update of the orders below is missed.
+        loop {
+            match tokio::time::timeout(PATIENCE, stream.next()).await? {
+                Some(BrokerageEvent::Subscribed { .. }) => break,
+                Some(_) => continue,
+                None => return Err("the brokerage stream ended".into()),
+            }
         }
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
-            while let Some(Ok(Message::Text(text))) = ws.next().await {
-                let line = match BrokerageMessage::decode(&text) {
-                    Ok(BrokerageMessage::Order { data, meta }) => format!(
+            while let Some(event) = stream.next().await {
+                let line = match event {
+                    BrokerageEvent::Order { meta, order } => format!(
                         "#{} order {} {} {}: {} (filled {})",
                         meta.sequence.unwrap_or_default(),
-                        data.order_id,
-                        data.symbol.as_deref().unwrap_or("-"),
-                        data.order_type.as_ref().map(|t| t.as_str()).unwrap_or(""),
-                        data.status,
-                        show(data.filled_qty)
+                        order.order_id,
+                        order.symbol.as_deref().unwrap_or("-"),
+                        order.order_type.as_ref().map(|t| t.as_str()).unwrap_or(""),
+                        order.status,
+                        show(order.filled_qty)
                     ),
-                    Ok(BrokerageMessage::Position { data, meta }) => format!(
+                    BrokerageEvent::Position { meta, position } => format!(
                         "#{} position {} {} (unrealized {})",
                         meta.sequence.unwrap_or_default(),
-                        data.quantity,
-                        data.symbol,
-                        show(data.unrealized_pl)
+                        position.quantity,
+                        position.symbol,
+                        show(position.unrealized_pl)
                     ),
-                    Ok(BrokerageMessage::Balance { data, meta }) => format!(
+                    BrokerageEvent::Balance { meta, balance } => format!(
                         "#{} balance: cash {}, buying power {}",
                         meta.sequence.unwrap_or_default(),
-                        show(data.cash),
-                        show(data.buying_power)
+                        show(balance.cash),
+                        show(balance.buying_power)
                     ),
-                    Ok(_) => continue, // welcome, authenticated, subscribed
-                    Err(e) => format!("(undecodable message: {e})"),
+                    BrokerageEvent::Connection(event) => format!("(connection: {event:?})"),
+                    BrokerageEvent::Lagged { dropped } => format!("({dropped} updates dropped)"),
+                    BrokerageEvent::Error(error) => format!("(stream error: {error})"),
+                    _ => continue,
                 };
                 if tx.send(line).await.is_err() {
                     break;
@@ -372,36 +366,24 @@ mod offline {
         Ok(rx)
     }
 
-    /// Connects to the market data stream with the token and returns `count` quotes.
+    /// Opens the SDK's market data stream for the user's connection (it fetches the token
+    /// itself) and returns `count` quotes.
     async fn quotes(
         sim: &Simulator,
-        token: &str,
+        user: &UserClient,
+        connection_id: &str,
         symbols: &[&str],
         count: usize,
     ) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(sim.market_data_url()).await?;
-        let requests = [
-            MarketDataRequest::Authenticate {
-                token: token.into(),
-            },
-            MarketDataRequest::Subscribe(Subscription {
-                channel: Channel::Quotes,
-                symbols: symbols.iter().map(|s| s.to_string()).collect(),
-                params: SubscriptionParams::default(),
-            }),
-        ];
-        for request in &requests {
-            ws.send(Message::text(serde_json::to_string(request)?))
-                .await?;
-        }
+        let mut stream = MarketDataStream::for_connection(user, connection_id)
+            .url(sim.market_data_url())
+            .subscribe(Subscription::quotes(symbols.iter().copied()))
+            .connect()
+            .await?;
         let mut out = Vec::new();
         while out.len() < count {
-            let Some(Ok(Message::Text(text))) = tokio::time::timeout(PATIENCE, ws.next()).await?
-            else {
-                return Err("the market data stream ended".into());
-            };
-            match MarketDataMessage::decode(&text)? {
-                MarketDataMessage::Quote(q) => out.push(format!(
+            match tokio::time::timeout(PATIENCE, stream.next()).await? {
+                Some(MarketDataEvent::Quote(q)) => out.push(format!(
                     "{:5} bid {} x {}  ask {} x {}",
                     q.symbol,
                     show(q.bid),
@@ -409,13 +391,14 @@ mod offline {
                     show(q.ask),
                     show(q.ask_size)
                 )),
-                MarketDataMessage::Error(e) => {
-                    return Err(format!("market data error: {}", e.message).into());
+                Some(MarketDataEvent::Error(e)) => {
+                    return Err(format!("market data error: {e}").into());
                 }
-                _ => {}
+                Some(_) => {}
+                None => return Err("the market data stream ended".into()),
             }
         }
-        let _ = ws.close(None).await;
+        stream.close().await;
         Ok(out)
     }
 }
