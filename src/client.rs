@@ -515,6 +515,11 @@ impl ConnectTrade {
         &self.rest.inner().shared.base_url
     }
 
+    /// The retry policy this client was built with.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.rest.inner().shared.retry
+    }
+
     /// The platform credentials.
     pub fn credentials(&self) -> &PlatformCredentials {
         &self.rest.inner().shared.platform
@@ -560,6 +565,11 @@ impl UserClient {
     /// The REST base URL.
     pub fn base_url(&self) -> &Url {
         &self.rest.inner().shared.base_url
+    }
+
+    /// The retry policy of the platform client this one was derived from.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.rest.inner().shared.retry
     }
 }
 

@@ -224,10 +224,10 @@ where
     }))
 }
 
-/// Places an order so that it exists at most once, with the default [`RetryPolicy`] (see the
+/// Places an order so that it exists at most once, with the client's [`RetryPolicy`] (see the
 /// module docs).
 pub async fn place_order_safely(user: &UserClient, order: PlaceOrderRequest) -> Result<Order> {
-    place_order_safely_with(user, order, &RetryPolicy::default()).await
+    place_order_safely_with(user, order, user.retry_policy()).await
 }
 
 /// [`place_order_safely`] with an explicit policy: `max_retries + 1` attempts at most.
@@ -360,8 +360,8 @@ pub async fn cancel_order_safely(
     }))
 }
 
-/// The safe order operations as methods of [`UserClient`], with the default
-/// [`RetryPolicy`].
+/// The safe order operations as methods of [`UserClient`], with the client's [`RetryPolicy`]
+/// (the one it was built with, as for its other requests).
 pub trait SafeOrders {
     /// See [`place_order_safely`].
     fn place_order_safely(
@@ -396,10 +396,10 @@ impl SafeOrders for UserClient {
         order_id: &str,
         change: ModifyOrderRequest,
     ) -> Result<Order> {
-        modify_order_safely(self, account_id, order_id, change, &RetryPolicy::default()).await
+        modify_order_safely(self, account_id, order_id, change, self.retry_policy()).await
     }
 
     async fn cancel_order_safely(&self, account_id: &str, order_id: &str) -> Result<()> {
-        cancel_order_safely(self, account_id, order_id, &RetryPolicy::default()).await
+        cancel_order_safely(self, account_id, order_id, self.retry_policy()).await
     }
 }

@@ -1144,3 +1144,11 @@ fn retry_backoff_grows_and_is_capped() {
     }
     assert_eq!(RetryPolicy::none().max_retries, 0);
 }
+
+#[test]
+fn a_user_client_carries_the_platform_clients_retry_policy() {
+    // Safe order submission retries with this policy, like every other request of the client.
+    let (platform, user) = clients("http://127.0.0.1:9");
+    assert_eq!(platform.retry_policy(), &fast_retries());
+    assert_eq!(user.retry_policy(), &fast_retries());
+}
