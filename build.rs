@@ -8,13 +8,13 @@ use std::{env, fs, path::PathBuf};
 use progenitor::Generator;
 
 /// The generation settings, shared with the xtask.
-#[path = "xtask/src/generation.rs"]
+#[path = "codegen/generation.rs"]
 mod generation;
 
 fn main() {
     println!("cargo:rerun-if-changed=spec/openapi.json");
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=xtask/src/generation.rs");
+    println!("cargo:rerun-if-changed=codegen/generation.rs");
 
     let text = fs::read_to_string("spec/openapi.json").expect("read spec/openapi.json");
     let spec: openapiv3::OpenAPI =

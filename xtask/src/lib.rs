@@ -12,6 +12,7 @@
 
 pub mod diff;
 pub mod generate;
+#[path = "../../codegen/generation.rs"]
 pub mod generation;
 pub mod json;
 pub mod load;

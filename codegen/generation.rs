@@ -1,5 +1,5 @@
 //! The progenitor settings the SDK is generated with: the one definition shared by `build.rs`
-//! (which includes this file with `#[path]`) and the xtask's generation check, so the two can
+//! (which includes this file with `#[path]`; it lives inside the SDK package so the published crate builds) and the xtask's generation check, so the two can
 //! never generate differently.
 
 use progenitor::{GenerationSettings, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
