@@ -16,10 +16,11 @@ use connect_trade::{
         OrderType, SortOrder, TimeInForce, TokenScope, TransactionType,
     },
     credentials::Secret,
+    paging::OrderPage,
     rest::types::{
         Account, Balance, Connection, ConnectionAccount, ConnectionRequest,
         CreateConnectionRequest, CreatedUser, Fill, MarketDataToken, ModifyOrderRequest, Order,
-        OrderLeg, OrderPage, PlaceOrderRequest, Position, Transaction, User, UserToken,
+        OrderLeg, PlaceOrderRequest, Position, Transaction, User, UserToken,
     },
 };
 
