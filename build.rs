@@ -1,6 +1,7 @@
 //! Generates the REST layer from `spec/openapi.json` with progenitor.
 //!
-//! This is the only thing the build script does: anything that reshapes the spec lives in
+//! It also writes the open enums of `src/codes.rs` (one per string enum of the spec, see
+//! `codegen/open_enums.rs`). Anything that reshapes the spec lives in
 //! `xtask` and is committed, so the spec in the repository is exactly what is compiled.
 
 use std::{env, fs, path::PathBuf};
@@ -11,10 +12,15 @@ use progenitor::Generator;
 #[path = "codegen/generation.rs"]
 mod generation;
 
+/// The open enums generated for the spec's string enums, with our hand-written names and docs.
+#[path = "codegen/open_enums.rs"]
+mod open_enums;
+
 fn main() {
     println!("cargo:rerun-if-changed=spec/openapi.json");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=codegen/generation.rs");
+    println!("cargo:rerun-if-changed=codegen/open_enums.rs");
 
     let text = fs::read_to_string("spec/openapi.json").expect("read spec/openapi.json");
     let spec: openapiv3::OpenAPI =
@@ -30,8 +36,9 @@ fn main() {
     let mut code = prettyplease::unparse(&ast);
     code.push_str(&security_table(&raw));
 
-    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("rest.rs");
-    fs::write(&out, code).expect("write generated code");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    fs::write(out_dir.join("rest.rs"), code).expect("write generated code");
+    fs::write(out_dir.join("codes.rs"), open_enums::source(&raw)).expect("write open enums");
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request
