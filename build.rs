@@ -32,13 +32,87 @@ fn main() {
     let tokens = generator
         .generate_tokens(&spec)
         .unwrap_or_else(|e| panic!("progenitor rejected spec/openapi.json: {e}"));
-    let ast: syn::File = syn::parse2(tokens).expect("generated code parses");
+    let mut ast: syn::File = syn::parse2(tokens).expect("generated code parses");
+    deprecate_kept(&mut ast, &raw);
     let mut code = prettyplease::unparse(&ast);
     code.push_str(&security_table(&raw));
 
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     fs::write(out_dir.join("rest.rs"), code).expect("write generated code");
     fs::write(out_dir.join("codes.rs"), open_enums::source(&raw)).expect("write open enums");
+}
+
+/// What the spec keeps only so code using it compiles (`x-kept` schemas, `x-kept-fields`
+/// fields: `cargo xtask spec refresh` keeps what the previous spec had and upstream lacks) is
+/// marked `#[deprecated]` in the generated types.
+fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
+    use quote::ToTokens;
+    const NOTE: &str = "not in Connect Trade's published document: always absent; kept so code \
+                        using it compiles, removed at the next major version";
+    let Some(schemas) = spec
+        .pointer("/components/schemas")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return;
+    };
+    let kept: Vec<(&str, bool, Vec<&str>)> = schemas
+        .iter()
+        .map(|(name, schema)| {
+            let fields = schema["x-kept-fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            (name.as_str(), schema["x-kept"] == true, fields)
+        })
+        .filter(|(_, whole, fields): &(&str, bool, Vec<&str>)| *whole || !fields.is_empty())
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let deprecated: syn::Attribute = syn::parse_quote!(#[deprecated(note = #NOTE)]);
+    for item in &mut ast.items {
+        let syn::Item::Mod(module) = item else {
+            continue;
+        };
+        if module.ident != "types" {
+            continue;
+        }
+        for item in module
+            .content
+            .iter_mut()
+            .flat_map(|(_, items)| items.iter_mut())
+        {
+            let syn::Item::Struct(item) = item else {
+                continue;
+            };
+            let Some((_, whole, fields)) = kept.iter().find(|(name, _, _)| item.ident == name)
+            else {
+                continue;
+            };
+            if *whole {
+                item.attrs.push(deprecated.clone());
+            }
+            for field in item.fields.iter_mut() {
+                let Some(ident) = &field.ident else {
+                    continue;
+                };
+                let wire = field
+                    .attrs
+                    .iter()
+                    .map(|a| a.to_token_stream().to_string())
+                    .find_map(|a| {
+                        let rest = a.split("rename = \"").nth(1)?;
+                        rest.split('"').next().map(str::to_string)
+                    })
+                    .unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_string());
+                if fields.contains(&wire.as_str()) {
+                    field.attrs.push(deprecated.clone());
+                }
+            }
+        }
+    }
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request
