@@ -68,7 +68,35 @@ fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
         })
         .filter(|(_, whole, fields): &(&str, bool, Vec<&str>)| *whole || !fields.is_empty())
         .collect();
-    if kept.is_empty() {
+    // Builders (`builder::ListOrders`) whose setters of kept query parameters are deprecated.
+    let mut kept_setters: Vec<(String, String)> = Vec::new();
+    for item in spec["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, i)| i)
+    {
+        for op in item.as_object().into_iter().flatten().map(|(_, o)| o) {
+            let Some(id) = op["operationId"].as_str() else {
+                continue;
+            };
+            let builder: String = id
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            for param in op["x-kept-parameters"].as_array().into_iter().flatten() {
+                if let Some(param) = param.as_str() {
+                    kept_setters.push((builder.clone(), param.to_string()));
+                }
+            }
+        }
+    }
+    if kept.is_empty() && kept_setters.is_empty() {
         return;
     }
     let deprecated: syn::Attribute = syn::parse_quote!(#[deprecated(note = #NOTE)]);
@@ -76,6 +104,33 @@ fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
         let syn::Item::Mod(module) = item else {
             continue;
         };
+        if module.ident == "builder" {
+            for item in module
+                .content
+                .iter_mut()
+                .flat_map(|(_, items)| items.iter_mut())
+            {
+                let syn::Item::Impl(block) = item else {
+                    continue;
+                };
+                let syn::Type::Path(ty) = &*block.self_ty else {
+                    continue;
+                };
+                let Some(name) = ty.path.segments.last().map(|s| s.ident.to_string()) else {
+                    continue;
+                };
+                for member in &mut block.items {
+                    if let syn::ImplItem::Fn(f) = member
+                        && kept_setters
+                            .iter()
+                            .any(|(b, p)| *b == name && f.sig.ident == p)
+                    {
+                        f.attrs.push(deprecated.clone());
+                    }
+                }
+            }
+            continue;
+        }
         if module.ident != "types" {
             continue;
         }

@@ -40,6 +40,9 @@ pub struct Names {
     pub schemas: Vec<(String, String)>,
     /// Our enum name → its values.
     pub enums: Vec<(String, Vec<String>)>,
+    /// `METHOD /path` → the schema its success response keeps (decoded by a hand-written type
+    /// that accepts every shape).
+    pub responses: Vec<(String, String)>,
 }
 
 /// The naming file of the repository.
@@ -64,16 +67,16 @@ impl Names {
             };
             for (key, value) in table.iter() {
                 match section {
-                    "operations" | "schemas" => {
+                    "operations" | "schemas" | "responses" => {
                         let Some(name) = value.as_str() else {
                             return Err(invalid(format!(
                                 "[{section}] \"{key}\": the value must be a string (our name)"
                             )));
                         };
-                        let list = if section == "operations" {
-                            &mut names.operations
-                        } else {
-                            &mut names.schemas
+                        let list = match section {
+                            "operations" => &mut names.operations,
+                            "schemas" => &mut names.schemas,
+                            _ => &mut names.responses,
                         };
                         list.push((key.to_string(), name.to_string()));
                     }
@@ -91,7 +94,8 @@ impl Names {
                     }
                     other => {
                         return Err(invalid(format!(
-                            "unknown section [{other}] (expected operations, schemas, enums)"
+                            "unknown section [{other}] (expected operations, schemas, enums, \
+                             responses)"
                         )));
                     }
                 }
@@ -142,6 +146,14 @@ pub const RULES: &[(&str, &str)] = &[
     (
         "field-kept",
         "non-breaking: upstream lacks a field we had; it stays in the Rust type as an optional, #[deprecated] field (always absent): remove at the next major",
+    ),
+    (
+        "parameter-kept",
+        "non-breaking: upstream lacks an optional query parameter we had; its builder setter stays, #[deprecated] (the server ignores it): remove at the next major",
+    ),
+    (
+        "response-kept",
+        "non-breaking: upstream documents another shape for a response spec/names.toml [responses] pins; the hand-written type it names decodes both",
     ),
     (
         "schema-kept",
@@ -818,8 +830,9 @@ pub const KEPT_NOTE: &str = "not in Connect Trade's published document: always a
 /// present in both become optional fields listed in the schema's `x-kept-fields`; schemas
 /// become `x-kept: true`, with the schemas they reference. Operations are not kept (a method
 /// whose endpoint is gone cannot work).
-pub fn keep_missing(doc: &mut Value, previous: &Value) -> Vec<Change> {
+pub fn keep_missing(doc: &mut Value, previous: &Value, names: &Names) -> Vec<Change> {
     let mut changes = Vec::new();
+    keep_operation_parts(doc, previous, names, &mut changes);
     let empty = serde_json::Map::new();
     let old = previous
         .pointer("/components/schemas")
@@ -910,6 +923,11 @@ pub fn keep_missing(doc: &mut Value, previous: &Value) -> Vec<Change> {
         };
         let mut schema = old_schema.clone();
         collect_refs(&schema, &mut queue);
+        if names.responses.iter().any(|(_, pinned)| *pinned == name) {
+            // Still the answer of the operation that pins it: not deprecated.
+            schemas.insert(name, schema);
+            continue;
+        }
         let plain_string = schema.get("format").is_some();
         if !plain_string && let Some(map) = schema.as_object_mut() {
             map.insert("x-kept".into(), json!(true));
@@ -948,4 +966,139 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
         _ => {}
     }
+}
+
+/// The success response schemas `[responses]` pins, and the optional query parameters of the
+/// previous spec that upstream lacks (listed in the operation's `x-kept-parameters`).
+fn keep_operation_parts(
+    doc: &mut Value,
+    previous: &Value,
+    names: &Names,
+    changes: &mut Vec<Change>,
+) {
+    let mut old_ops: BTreeMap<String, &Value> = BTreeMap::new();
+    for (path, item) in previous["paths"].as_object().into_iter().flatten() {
+        for method in METHODS {
+            if let Some(op) = item.get(*method) {
+                old_ops.insert(op_key(method, path), op);
+            }
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        for method in METHODS {
+            let Some(op) = item.get_mut(*method).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let key = op_key(method, path);
+            let location = format!("{} {path}", method.to_uppercase());
+            if let Some((_, pinned)) = names.responses.iter().find(|(k, _)| {
+                k.split_once(' ')
+                    .is_some_and(|(m, p)| op_key(m, p.trim()) == key)
+            }) {
+                pin_response(op, pinned, &location, changes);
+            }
+            let Some(old) = old_ops.get(&key) else {
+                continue;
+            };
+            let present: BTreeSet<(String, String)> = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p["in"].as_str().unwrap_or("").to_string(),
+                        p["name"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            let was_kept: BTreeSet<&str> = old["x-kept-parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let mut kept: Vec<Value> = Vec::new();
+            let mut names_kept: Vec<String> = Vec::new();
+            for param in old["parameters"].as_array().into_iter().flatten() {
+                let name = param["name"].as_str().unwrap_or("");
+                if param["in"] != "query"
+                    || param["required"] == true
+                    || present.contains(&("query".to_string(), name.to_string()))
+                {
+                    continue;
+                }
+                kept.push(param.clone());
+                names_kept.push(name.to_string());
+                if !was_kept.contains(name) {
+                    changes.push(change(
+                        Severity::NonBreaking,
+                        "parameter-kept",
+                        &format!("{location} parameter query {name}"),
+                        format!(
+                            "upstream has no query parameter `{name}`: its setter stays \
+                             (deprecated), remove at the next major"
+                        ),
+                    ));
+                }
+            }
+            if kept.is_empty() {
+                continue;
+            }
+            let params = op.entry("parameters").or_insert_with(|| json!([]));
+            if let Some(params) = params.as_array_mut() {
+                params.extend(kept);
+            }
+            op.insert("x-kept-parameters".into(), json!(names_kept));
+        }
+    }
+}
+
+fn pin_response(
+    op: &mut serde_json::Map<String, Value>,
+    pinned: &str,
+    location: &str,
+    changes: &mut Vec<Change>,
+) {
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some((_, response)) = responses.iter_mut().find(|(code, _)| code.starts_with('2')) else {
+        return;
+    };
+    let reference = format!("#/components/schemas/{pinned}");
+    let current = json_body(response).cloned();
+    if current
+        .as_ref()
+        .and_then(|s| s.get("$ref"))
+        .and_then(Value::as_str)
+        == Some(reference.as_str())
+    {
+        return;
+    }
+    let shape = current
+        .as_ref()
+        .map(|s| crate::surface::describe(s))
+        .unwrap_or_else(|| "no body".into());
+    if let Some(map) = response.as_object_mut() {
+        map.insert(
+            "content".into(),
+            json!({ "application/json": { "schema": { "$ref": reference } } }),
+        );
+        if let Some(schema) = current {
+            map.insert("x-upstream-schema".into(), schema);
+        }
+    }
+    changes.push(change(
+        Severity::NonBreaking,
+        "response-kept",
+        location,
+        format!(
+            "upstream documents the response as {shape}; it stays `{pinned}` (spec/names.toml \
+             [responses]), whose hand-written type decodes that shape too"
+        ),
+    ));
 }

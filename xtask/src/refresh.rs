@@ -73,7 +73,11 @@ pub fn refresh(options: &RefreshOptions) -> Result<RefreshOutcome, Error> {
 
     // Our names over upstream's, then what upstream lacks kept until the next major.
     let mut naming = names::apply(&mut normalized.document, &names, &previous);
-    naming.extend(names::keep_missing(&mut normalized.document, &previous));
+    naming.extend(names::keep_missing(
+        &mut normalized.document,
+        &previous,
+        &names,
+    ));
     normalized.document = crate::json::sorted(&normalized.document);
 
     generate(&normalized.document)?;
