@@ -3,7 +3,9 @@
 //! `build.rs` includes this file (`#[path]`) and writes [`source`]'s output to
 //! `$OUT_DIR/codes.rs`, which `src/codes.rs` includes: one `open_enum!` per component string
 //! enum of `spec/openapi.json` (its values plus `Unknown(String)`). Nothing here can fail the
-//! build: a new enum upstream gets derived variant names and a generic doc comment.
+//! build: a new enum upstream gets derived variant names and a generic doc comment. The enums
+//! are `#[non_exhaustive]`: a value added upstream adds a variant, and a `match` outside the
+//! SDK must already have a `_` arm for it (inside the SDK, hand-written code uses one too).
 //!
 //! What we add by hand lives beside the generated enums, keyed by the stable name (the name
 //! `spec/names.toml` gives the enum):

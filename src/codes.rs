@@ -177,16 +177,19 @@ impl OrderSide {
 
     /// `Some(true)` for a side that buys, `Some(false)` for one that sells, `None` if unknown.
     pub fn is_buy(&self) -> Option<bool> {
-        match self {
-            OrderSide::Buy
-            | OrderSide::BuyToCover
-            | OrderSide::BuyToOpen
-            | OrderSide::BuyToClose => Some(true),
-            OrderSide::Sell
-            | OrderSide::SellShort
-            | OrderSide::SellToOpen
-            | OrderSide::SellToClose => Some(false),
-            OrderSide::Unknown(_) => None,
+        // A wildcard, not every variant: a side added upstream adds a variant (generated).
+        if matches!(
+            self,
+            OrderSide::Buy | OrderSide::BuyToCover | OrderSide::BuyToOpen | OrderSide::BuyToClose
+        ) {
+            Some(true)
+        } else if matches!(
+            self,
+            OrderSide::Sell | OrderSide::SellShort | OrderSide::SellToOpen | OrderSide::SellToClose
+        ) {
+            Some(false)
+        } else {
+            None
         }
     }
 }
