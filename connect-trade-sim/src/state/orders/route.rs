@@ -131,7 +131,7 @@ impl State {
                 return Some(format!("unknown symbol {symbol}"));
             }
             if let Some(spec) = parse_option(symbol)
-                && spec.expiry < now.date_naive()
+                && spec.expiry() < now.date_naive()
             {
                 return Some(format!("option {symbol} has expired"));
             }
