@@ -20,7 +20,7 @@ pub mod credentials;
 pub mod error;
 pub mod oauth;
 pub mod orders;
-mod paging;
+pub mod paging;
 pub mod portfolio;
 pub mod safe_order;
 pub mod stream;

@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use connect_trade::{
     codes::{OrderSide, OrderStatus, OrderStatusFilter, OrderType, SortOrder},
-    rest::types::{ModifyOrderRequest, Order, OrderPage, PlaceOrderRequest},
+    paging::OrderPage,
+    rest::types::{ModifyOrderRequest, Order, PlaceOrderRequest},
 };
 use rust_decimal::Decimal;
 
