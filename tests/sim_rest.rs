@@ -17,7 +17,7 @@ use connect_trade::{
 };
 use connect_trade_sim::{RestFault, Simulator};
 use rust_decimal::Decimal;
-use support_sim::{alice, assert_conforms, dec, order, platform, refused, sim};
+use support_sim::{alice, assert_conforms, dec, order, platform, raw, refused, sim};
 
 #[tokio::test]
 async fn users_are_created_listed_refused_twice_and_deleted() {
@@ -1113,6 +1113,103 @@ async fn invalid_orders_are_refused_naming_the_field() {
         404
     );
     assert_conforms(&sim);
+}
+
+#[tokio::test]
+async fn amounts_are_plain_decimals_of_at_most_nine_decimals_and_broker_codes_any_case() {
+    let sim = sim().await;
+    let (_, alice) = alice(&sim).await;
+    let post = |body: serde_json::Value| raw(&sim, &alice, reqwest::Method::POST, "/orders", body);
+    let base = |cl: &str| {
+        serde_json::json!({
+            "account_id": alice.account_id, "broker": "ALPACA", "cl_order_id": cl,
+            "instrument": "STK", "order_tif": "DAY", "order_type": "LMT", "side": "BUY",
+            "symbol": "AAPL", "order_qty": "1", "order_limit_price": "150",
+        })
+    };
+    let with = |cl: &str, field: &str, value: serde_json::Value| {
+        let mut body = base(cl);
+        body[field] = value;
+        body
+    };
+    let refused_naming = |(status, body): (u16, serde_json::Value), field: &str| {
+        let message = body["message"].as_str().unwrap_or_default().to_string();
+        assert_eq!(status, 400, "{body}");
+        assert!(message.starts_with(field), "names {field}: {message}");
+        message
+    };
+
+    // More than 9 decimals: refused, not rounded or filled.
+    let message = refused_naming(
+        post(with("a1", "order_qty", "0.0000000001".into())).await,
+        "order_qty",
+    );
+    assert!(message.contains("10 decimals"), "{message}");
+    refused_naming(
+        post(with("a2", "order_limit_price", "150.0000000001".into())).await,
+        "order_limit_price",
+    );
+    // Not plain decimal form: neither a string nor a JSON number in exponent form.
+    let message = refused_naming(
+        post(with("a3", "order_qty", "1e3".into())).await,
+        "order_qty",
+    );
+    assert!(message.contains("\"1e3\""), "{message}");
+    let number = base("a4")
+        .to_string()
+        .replace(r#""order_qty":"1""#, r#""order_qty":1e3"#);
+    assert!(number.contains("1e3"), "{number}");
+    let number = raw(&sim, &alice, reqwest::Method::POST, "/orders", number).await;
+    refused_naming(number, "order_qty");
+    let mut stop = with("a5", "order_type", "STPLMT".into());
+    stop["stop_price"] = " 151".into();
+    refused_naming(post(stop).await, "stop_price");
+
+    // Legs: the field path names the leg.
+    let legs = serde_json::json!({
+        "account_id": alice.account_id, "broker": "ALPACA", "cl_order_id": "a6",
+        "instrument": "MLEG_OPT", "order_tif": "DAY", "order_type": "LMT", "symbol": null,
+        "order_qty": "1", "order_limit_price": "1.10",
+        "legs": [
+            {"action": "BUY_TO_OPEN", "ratio": "1", "symbol": "AAPL260320C00190000"},
+            {"action": "SELL_TO_OPEN", "ratio": "1E0", "symbol": "AAPL260320C00200000"},
+        ],
+    });
+    refused_naming(post(legs).await, "legs[1].ratio");
+    assert!(
+        alice
+            .client
+            .list_orders()
+            .send()
+            .await
+            .unwrap()
+            .into_inner()
+            .orders
+            .is_empty(),
+        "nothing refused was placed"
+    );
+
+    // Exactly 9 decimals, and a broker code in any case (documented case-insensitive).
+    let (status, order) = post(with("ok", "order_limit_price", "150.123456789".into())).await;
+    assert!((200..300).contains(&status), "{order}");
+    let (status, lower) = post(with("lower", "broker", "alpaca".into())).await;
+    assert!((200..300).contains(&status), "{lower}");
+
+    // Modify is as strict.
+    let path = format!(
+        "/accounts/{}/orders/{}",
+        alice.account_id,
+        order["order_id"].as_str().unwrap()
+    );
+    let patch = raw(
+        &sim,
+        &alice,
+        reqwest::Method::PATCH,
+        &path,
+        serde_json::json!({"broker": "ALPACA", "new_cl_order_id": "m1", "order_limit_price": "1.5e2"}),
+    )
+    .await;
+    refused_naming(patch, "order_limit_price");
 }
 
 #[tokio::test]

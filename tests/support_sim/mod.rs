@@ -120,3 +120,29 @@ pub fn assert_conforms(sim: &Simulator) {
         errors.join("\n")
     );
 }
+
+/// A request as any HTTP client sends it (for bodies the SDK would never write: a
+/// `serde_json::Value`, or JSON text written by hand), with the simulator's default platform
+/// credentials and `user`'s pair: the status and the JSON body answered (`Null` when none).
+pub async fn raw(
+    sim: &Simulator,
+    user: &PaperUser,
+    method: reqwest::Method,
+    path: &str,
+    body: impl std::fmt::Display,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", sim.rest_url()))
+        .header("client-id", connect_trade_sim::DEFAULT_CLIENT_ID)
+        .header("client-secret", connect_trade_sim::DEFAULT_CLIENT_SECRET)
+        .header("user-id", user.credentials.user_id.as_str())
+        .header("user-secret", user.credentials.user_secret.expose())
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("the simulator answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
