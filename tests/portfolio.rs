@@ -1,6 +1,8 @@
 //! The portfolio mirror: updates, stale updates, snapshot races, reconciliation after a gap,
 //! notifications and consistent reads, with synthetic stream events and a small fake REST
-//! server whose reads can be held open to let updates race them.
+//! server (on `support::scripted`) whose reads can be held open to let updates race them.
+
+mod support;
 
 use std::{
     collections::HashMap,
@@ -17,11 +19,8 @@ use connect_trade::{
 };
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-    sync::{Notify, mpsc},
-};
+use support::scripted::{Reply, Scripted};
+use tokio::sync::{Notify, mpsc};
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic events
@@ -320,39 +319,23 @@ struct FakeRest {
 
 impl FakeRest {
     async fn start() -> FakeRest {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let fake = FakeRest {
-            state: Arc::new(Mutex::new(RestState {
-                balance: json!({"account_id": "acc-1", "cash": "1000", "buying_power": "2000"}),
-                ..RestState::default()
-            })),
-            base_url: format!("http://{}", listener.local_addr().unwrap()),
-        };
-        let server = fake.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let mut len = 0;
-                    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buf[len..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => len += n,
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&buf[..len]).to_string();
-                    let target = head.split(' ').nth(1).unwrap_or("/").to_string();
-                    let body = server.answer(&target).await;
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                });
-            }
-        });
-        fake
+        let state = Arc::new(Mutex::new(RestState {
+            balance: json!({"account_id": "acc-1", "cash": "1000", "buying_power": "2000"}),
+            ..RestState::default()
+        }));
+        let answering = state.clone();
+        let server = Scripted::respond_with(move |request| {
+            let fake = FakeRest {
+                state: answering.clone(),
+                base_url: String::new(),
+            };
+            async move { Reply::Json(200, Vec::new(), fake.answer(&request.target).await) }
+        })
+        .await;
+        FakeRest {
+            state,
+            base_url: server.base_url,
+        }
     }
 
     async fn answer(&self, target: &str) -> String {

@@ -7,9 +7,8 @@ use chrono::Utc;
 use connect_trade::{
     ConnectTrade, UserClient,
     client::RetryPolicy,
-    codes::{
-        BrokerCode, Instrument, OrderSide, OrderStatus, OrderStatusFilter, OrderType, TimeInForce,
-    },
+    codes::{BrokerCode, OrderSide, OrderStatus, OrderStatusFilter},
+    orders::OrderBuilder,
     portfolio::{Change, OrderScope, Portfolio, UserBook, fetch_orders, fetch_user_book},
     rest::types::{Balance, PlaceOrderRequest, Position},
     safe_order::place_order_safely_with,
@@ -68,21 +67,13 @@ fn fast_retries() -> RetryPolicy {
 }
 
 fn market_buy(user: &PaperUser, cl: &str, symbol: &str, qty: &str) -> PlaceOrderRequest {
-    PlaceOrderRequest {
-        account_id: user.account_id.clone(),
-        broker: BrokerCode::Alpaca,
-        cl_order_id: cl.to_string(),
-        instrument: Some(Instrument::Equity),
-        legs: Vec::new(),
-        order_limit_price: None,
-        order_notional: None,
-        order_qty: Some(dec(qty)),
-        order_tif: TimeInForce::Day,
-        order_type: OrderType::Market,
-        side: Some(OrderSide::Buy),
-        stop_price: None,
-        symbol: Some(symbol.to_string()),
-    }
+    OrderBuilder::equity(symbol, OrderSide::Buy)
+        .account(&user.account_id, BrokerCode::Alpaca)
+        .cl_order_id(cl)
+        .quantity(qty)
+        .market()
+        .build()
+        .expect("a valid market order")
 }
 
 /// A position without the figures that follow the market price (last price, market value,

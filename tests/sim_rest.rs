@@ -13,11 +13,15 @@ use connect_trade::{
         BrokerCode, ConnectionType, Instrument, OrderSide, OrderStatus, OrderStatusFilter,
         OrderType, SortOrder, TimeInForce, TokenScope, TransactionType,
     },
-    rest::types::{ModifyOrderRequest, OrderLeg},
+    orders::{Leg, OrderBuilder, Strategy},
+    rest::types::ModifyOrderRequest,
+    symbology::OptionSymbol,
 };
 use connect_trade_sim::{RestFault, Simulator};
 use rust_decimal::Decimal;
-use support_sim::{alice, assert_conforms, dec, order, platform, refused, sim};
+use support_sim::{
+    alice, assert_conforms, dec, equity, market, option, platform, raw, refused, sim,
+};
 
 #[tokio::test]
 async fn users_are_created_listed_refused_twice_and_deleted() {
@@ -343,14 +347,7 @@ async fn market_order_fills_at_the_ask_and_the_books_follow() {
     let placed = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "buy-1",
-            OrderSide::Buy,
-            OrderType::Market,
-            "AAPL",
-            "10",
-        ))
+        .body(market(&alice, "buy-1", OrderSide::Buy, "AAPL", "10"))
         .send()
         .await
         .unwrap()
@@ -433,14 +430,7 @@ async fn market_order_fills_at_the_ask_and_the_books_follow() {
     let sold = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "sell-1",
-            OrderSide::Sell,
-            OrderType::Market,
-            "AAPL",
-            "10",
-        ))
+        .body(market(&alice, "sell-1", OrderSide::Sell, "AAPL", "10"))
         .send()
         .await
         .unwrap()
@@ -474,14 +464,7 @@ async fn large_orders_fill_in_parts_over_ticks() {
     let placed = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "big",
-            OrderSide::Buy,
-            OrderType::Market,
-            "JPM",
-            "250",
-        ))
+        .body(market(&alice, "big", OrderSide::Buy, "JPM", "250"))
         .send()
         .await
         .unwrap()
@@ -519,14 +502,7 @@ async fn large_orders_fill_in_parts_over_ticks() {
 async fn ioc_and_fok_never_rest() {
     let sim = sim().await;
     let (_, alice) = alice(&sim).await;
-    let mut ioc = order(
-        &alice,
-        "ioc",
-        OrderSide::Buy,
-        OrderType::Market,
-        "BAC",
-        "150",
-    );
+    let mut ioc = market(&alice, "ioc", OrderSide::Buy, "BAC", "150");
     ioc.order_tif = TimeInForce::Ioc;
     let ioc = alice
         .client
@@ -541,14 +517,7 @@ async fn ioc_and_fok_never_rest() {
         (OrderStatus::Cancelled, Some(dec("100")))
     );
 
-    let mut fok = order(
-        &alice,
-        "fok-big",
-        OrderSide::Buy,
-        OrderType::Market,
-        "BAC",
-        "150",
-    );
+    let mut fok = market(&alice, "fok-big", OrderSide::Buy, "BAC", "150");
     fok.order_tif = TimeInForce::Fok;
     let fok = alice
         .client
@@ -560,14 +529,7 @@ async fn ioc_and_fok_never_rest() {
         .into_inner();
     assert_eq!((fok.status, fok.fills.len()), (OrderStatus::Cancelled, 0));
 
-    let mut fok = order(
-        &alice,
-        "fok-small",
-        OrderSide::Buy,
-        OrderType::Market,
-        "BAC",
-        "100",
-    );
+    let mut fok = market(&alice, "fok-small", OrderSide::Buy, "BAC", "100");
     fok.order_tif = TimeInForce::Fok;
     let fok = alice
         .client
@@ -580,16 +542,12 @@ async fn ioc_and_fok_never_rest() {
     assert_eq!(fok.status, OrderStatus::Filled);
 
     // An IOC limit that does not cross is cancelled at once.
-    let mut low = order(
-        &alice,
-        "ioc-low",
-        OrderSide::Buy,
-        OrderType::Limit,
-        "BAC",
-        "1",
-    );
-    low.order_tif = TimeInForce::Ioc;
-    low.order_limit_price = Some(dec("1.00"));
+    let low = equity(&alice, "ioc-low", OrderSide::Buy, "BAC")
+        .quantity("1")
+        .limit("1.00")
+        .time_in_force(TimeInForce::Ioc)
+        .build()
+        .unwrap();
     let low = alice
         .client
         .place_order()
@@ -614,16 +572,18 @@ async fn limit_and_stop_orders_wait_for_the_price() {
         .unwrap();
     let (_, alice) = alice(&sim).await;
     let mid = sim.price("TSLA").unwrap();
-    let mut limit = order(&alice, "lmt", OrderSide::Buy, OrderType::Limit, "TSLA", "5");
-    limit.order_limit_price = Some(mid - dec("0.05"));
-    limit.order_tif = TimeInForce::Gtc;
-    let mut stop = order(&alice, "stp", OrderSide::Buy, OrderType::Stop, "TSLA", "5");
+    let gtc = |cl: &str| {
+        equity(&alice, cl, OrderSide::Buy, "TSLA")
+            .quantity("5")
+            .time_in_force(TimeInForce::Gtc)
+    };
+    let limit = gtc("lmt").limit(mid - dec("0.05")).build().unwrap();
     let stop_price = mid + dec("0.05");
-    stop.stop_price = Some(stop_price);
-    stop.order_tif = TimeInForce::Gtc;
-    let mut far = order(&alice, "far", OrderSide::Buy, OrderType::Limit, "TSLA", "5");
-    far.order_limit_price = Some((mid / dec("2")).round_dp(2));
-    far.order_tif = TimeInForce::Gtc;
+    let stop = gtc("stp").stop(stop_price).build().unwrap();
+    let far = gtc("far")
+        .limit((mid / dec("2")).round_dp(2))
+        .build()
+        .unwrap();
     let mut ids = Vec::new();
     for request in [limit, stop, far] {
         let placed = alice
@@ -694,15 +654,11 @@ async fn modify_replaces_and_cancel_goes_through_pending_cancel() {
     let sim = sim().await;
     let (_, alice) = alice(&sim).await;
     let mid = sim.price("NVDA").unwrap();
-    let mut resting = order(
-        &alice,
-        "rest-1",
-        OrderSide::Buy,
-        OrderType::Limit,
-        "NVDA",
-        "10",
-    );
-    resting.order_limit_price = Some((mid * dec("0.5")).round_dp(2));
+    let resting = equity(&alice, "rest-1", OrderSide::Buy, "NVDA")
+        .quantity("10")
+        .limit((mid * dec("0.5")).round_dp(2))
+        .build()
+        .unwrap();
     let old = alice
         .client
         .place_order()
@@ -843,8 +799,11 @@ async fn day_orders_expire_at_the_close_and_gtc_orders_stay() {
         .unwrap();
     let (_, alice) = alice(&sim).await;
     let mid = sim.price("IBM").unwrap();
-    let mut day = order(&alice, "day", OrderSide::Buy, OrderType::Limit, "IBM", "1");
-    day.order_limit_price = Some((mid * dec("0.5")).round_dp(2));
+    let day = equity(&alice, "day", OrderSide::Buy, "IBM")
+        .quantity("1")
+        .limit((mid * dec("0.5")).round_dp(2))
+        .build()
+        .unwrap();
     let mut gtc = day.clone();
     gtc.cl_order_id = "gtc".into();
     gtc.order_tif = TimeInForce::Gtc;
@@ -891,14 +850,7 @@ async fn rejections_carry_a_reason() {
     let unknown = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "r1",
-            OrderSide::Buy,
-            OrderType::Market,
-            "ZZZZ",
-            "1",
-        ))
+        .body(market(&alice, "r1", OrderSide::Buy, "ZZZZ", "1"))
         .send()
         .await
         .unwrap()
@@ -914,14 +866,7 @@ async fn rejections_carry_a_reason() {
     let poor = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "r2",
-            OrderSide::Buy,
-            OrderType::Market,
-            "NFLX",
-            "1000",
-        ))
+        .body(market(&alice, "r2", OrderSide::Buy, "NFLX", "1000"))
         .send()
         .await
         .unwrap()
@@ -936,14 +881,7 @@ async fn rejections_carry_a_reason() {
     let naked = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "r3",
-            OrderSide::Sell,
-            OrderType::Market,
-            "AAPL",
-            "1",
-        ))
+        .body(market(&alice, "r3", OrderSide::Sell, "AAPL", "1"))
         .send()
         .await
         .unwrap()
@@ -959,14 +897,7 @@ async fn rejections_carry_a_reason() {
     let short = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "r4",
-            OrderSide::SellShort,
-            OrderType::Market,
-            "AAPL",
-            "1",
-        ))
+        .body(market(&alice, "r4", OrderSide::SellShort, "AAPL", "1"))
         .send()
         .await
         .unwrap()
@@ -992,7 +923,9 @@ async fn invalid_orders_are_refused_naming_the_field() {
     let (platform, alice) = alice(&sim).await;
     let place = |request| alice.client.place_order().body(request).send();
 
-    let no_limit = order(&alice, "v1", OrderSide::Buy, OrderType::Limit, "AAPL", "1");
+    // What the builder refuses to build, the simulator refuses too: bodies made by hand.
+    let mut no_limit = market(&alice, "v1", OrderSide::Buy, "AAPL", "1");
+    no_limit.order_type = OrderType::Limit;
     let (status, message) = refused(place(no_limit).await);
     assert_eq!(
         (status, message.starts_with("order_limit_price")),
@@ -1000,14 +933,8 @@ async fn invalid_orders_are_refused_naming_the_field() {
         "{message}"
     );
 
-    let mut no_stop = order(
-        &alice,
-        "v2",
-        OrderSide::Buy,
-        OrderType::StopLimit,
-        "AAPL",
-        "1",
-    );
+    let mut no_stop = market(&alice, "v2", OrderSide::Buy, "AAPL", "1");
+    no_stop.order_type = OrderType::StopLimit;
     no_stop.order_limit_price = Some(dec("1"));
     let (status, message) = refused(place(no_stop).await);
     assert_eq!(
@@ -1016,7 +943,7 @@ async fn invalid_orders_are_refused_naming_the_field() {
         "{message}"
     );
 
-    let mut zero = order(&alice, "v3", OrderSide::Buy, OrderType::Market, "AAPL", "0");
+    let mut zero = market(&alice, "v3", OrderSide::Buy, "AAPL", "1");
     zero.order_qty = Some(Decimal::ZERO);
     let (status, message) = refused(place(zero).await);
     assert_eq!(
@@ -1025,7 +952,7 @@ async fn invalid_orders_are_refused_naming_the_field() {
         "{message}"
     );
 
-    let mut wrong_broker = order(&alice, "v4", OrderSide::Buy, OrderType::Market, "AAPL", "1");
+    let mut wrong_broker = market(&alice, "v4", OrderSide::Buy, "AAPL", "1");
     wrong_broker.broker = BrokerCode::Webull;
     let (status, message) = refused(place(wrong_broker).await);
     assert_eq!(
@@ -1034,7 +961,7 @@ async fn invalid_orders_are_refused_naming_the_field() {
         "{message}"
     );
 
-    let mut no_side = order(&alice, "v5", OrderSide::Buy, OrderType::Market, "AAPL", "1");
+    let mut no_side = market(&alice, "v5", OrderSide::Buy, "AAPL", "1");
     no_side.side = None;
     let (status, message) = refused(place(no_side).await);
     assert_eq!(
@@ -1043,7 +970,7 @@ async fn invalid_orders_are_refused_naming_the_field() {
         "{message}"
     );
 
-    let mut elsewhere = order(&alice, "v6", OrderSide::Buy, OrderType::Market, "AAPL", "1");
+    let mut elsewhere = market(&alice, "v6", OrderSide::Buy, "AAPL", "1");
     elsewhere.account_id = "acct_nope".into();
     assert_eq!(refused(place(elsewhere).await).0, 404);
 
@@ -1066,28 +993,12 @@ async fn invalid_orders_are_refused_naming_the_field() {
     );
 
     // The same cl_order_id twice in a day: 409, and the first order stands.
-    let first = place(order(
-        &alice,
-        "dup",
-        OrderSide::Buy,
-        OrderType::Market,
-        "AAPL",
-        "1",
-    ))
-    .await
-    .unwrap()
-    .into_inner();
-    let (status, message) = refused(
-        place(order(
-            &alice,
-            "dup",
-            OrderSide::Buy,
-            OrderType::Market,
-            "AAPL",
-            "1",
-        ))
-        .await,
-    );
+    let first = place(market(&alice, "dup", OrderSide::Buy, "AAPL", "1"))
+        .await
+        .unwrap()
+        .into_inner();
+    let (status, message) =
+        refused(place(market(&alice, "dup", OrderSide::Buy, "AAPL", "1")).await);
     assert_eq!(status, 409, "{message}");
     assert_eq!(first.status, OrderStatus::Filled);
 
@@ -1096,7 +1007,7 @@ async fn invalid_orders_are_refused_naming_the_field() {
         .paper_user(&platform, "bob", BrokerCode::Alpaca)
         .await
         .unwrap();
-    let mut theirs = order(&alice, "v7", OrderSide::Buy, OrderType::Market, "AAPL", "1");
+    let mut theirs = market(&alice, "v7", OrderSide::Buy, "AAPL", "1");
     theirs.account_id = bob.account_id.clone();
     assert_eq!(refused(place(theirs).await).0, 404);
     assert_eq!(
@@ -1116,12 +1027,111 @@ async fn invalid_orders_are_refused_naming_the_field() {
 }
 
 #[tokio::test]
+async fn amounts_are_plain_decimals_of_at_most_nine_decimals_and_broker_codes_any_case() {
+    let sim = sim().await;
+    let (_, alice) = alice(&sim).await;
+    let post = |body: serde_json::Value| raw(&sim, &alice, reqwest::Method::POST, "/orders", body);
+    let base = |cl: &str| {
+        serde_json::json!({
+            "account_id": alice.account_id, "broker": "ALPACA", "cl_order_id": cl,
+            "instrument": "STK", "order_tif": "DAY", "order_type": "LMT", "side": "BUY",
+            "symbol": "AAPL", "order_qty": "1", "order_limit_price": "150",
+        })
+    };
+    let with = |cl: &str, field: &str, value: serde_json::Value| {
+        let mut body = base(cl);
+        body[field] = value;
+        body
+    };
+    let refused_naming = |(status, body): (u16, serde_json::Value), field: &str| {
+        let message = body["message"].as_str().unwrap_or_default().to_string();
+        assert_eq!(status, 400, "{body}");
+        assert!(message.starts_with(field), "names {field}: {message}");
+        message
+    };
+
+    // More than 9 decimals: refused, not rounded or filled.
+    let message = refused_naming(
+        post(with("a1", "order_qty", "0.0000000001".into())).await,
+        "order_qty",
+    );
+    assert!(message.contains("10 decimals"), "{message}");
+    refused_naming(
+        post(with("a2", "order_limit_price", "150.0000000001".into())).await,
+        "order_limit_price",
+    );
+    // Not plain decimal form: neither a string nor a JSON number in exponent form.
+    let message = refused_naming(
+        post(with("a3", "order_qty", "1e3".into())).await,
+        "order_qty",
+    );
+    assert!(message.contains("\"1e3\""), "{message}");
+    let number = base("a4")
+        .to_string()
+        .replace(r#""order_qty":"1""#, r#""order_qty":1e3"#);
+    assert!(number.contains("1e3"), "{number}");
+    let number = raw(&sim, &alice, reqwest::Method::POST, "/orders", number).await;
+    refused_naming(number, "order_qty");
+    let mut stop = with("a5", "order_type", "STPLMT".into());
+    stop["stop_price"] = " 151".into();
+    refused_naming(post(stop).await, "stop_price");
+
+    // Legs: the field path names the leg.
+    let legs = serde_json::json!({
+        "account_id": alice.account_id, "broker": "ALPACA", "cl_order_id": "a6",
+        "instrument": "MLEG_OPT", "order_tif": "DAY", "order_type": "LMT", "symbol": null,
+        "order_qty": "1", "order_limit_price": "1.10",
+        "legs": [
+            {"action": "BUY_TO_OPEN", "ratio": "1", "symbol": "AAPL260320C00190000"},
+            {"action": "SELL_TO_OPEN", "ratio": "1E0", "symbol": "AAPL260320C00200000"},
+        ],
+    });
+    refused_naming(post(legs).await, "legs[1].ratio");
+    assert!(
+        alice
+            .client
+            .list_orders()
+            .send()
+            .await
+            .unwrap()
+            .into_inner()
+            .orders
+            .is_empty(),
+        "nothing refused was placed"
+    );
+
+    // Exactly 9 decimals, and a broker code in any case (documented case-insensitive).
+    let (status, order) = post(with("ok", "order_limit_price", "150.123456789".into())).await;
+    assert!((200..300).contains(&status), "{order}");
+    let (status, lower) = post(with("lower", "broker", "alpaca".into())).await;
+    assert!((200..300).contains(&status), "{lower}");
+
+    // Modify is as strict.
+    let path = format!(
+        "/accounts/{}/orders/{}",
+        alice.account_id,
+        order["order_id"].as_str().unwrap()
+    );
+    let patch = raw(
+        &sim,
+        &alice,
+        reqwest::Method::PATCH,
+        &path,
+        serde_json::json!({"broker": "ALPACA", "new_cl_order_id": "m1", "order_limit_price": "1.5e2"}),
+    )
+    .await;
+    refused_naming(patch, "order_limit_price");
+}
+
+#[tokio::test]
 async fn notional_and_option_orders() {
     let sim = sim().await;
     let (_, alice) = alice(&sim).await;
-    let mut notional = order(&alice, "n1", OrderSide::Buy, OrderType::Market, "AMZN", "1");
-    notional.order_qty = None;
-    notional.order_notional = Some(dec("1000"));
+    let notional = equity(&alice, "n1", OrderSide::Buy, "AMZN")
+        .notional("1000")
+        .market()
+        .build()
+        .unwrap();
     let placed = alice
         .client
         .place_order()
@@ -1143,15 +1153,11 @@ async fn notional_and_option_orders() {
         day
     };
     let call = format!("AAPL{}C00190000", expiry.format("%y%m%d"));
-    let mut option = order(
-        &alice,
-        "o1",
-        OrderSide::BuyToOpen,
-        OrderType::Market,
-        &call,
-        "2",
-    );
-    option.instrument = Some(Instrument::Option);
+    let option = option(&alice, "o1", OrderSide::BuyToOpen, &call)
+        .quantity("2")
+        .market()
+        .build()
+        .unwrap();
     let before = alice
         .client
         .list_balances()
@@ -1203,20 +1209,20 @@ async fn multi_leg_orders_fill_as_one() {
     while chrono::Datelike::weekday(&day) != chrono::Weekday::Fri {
         day += chrono::Duration::days(1);
     }
-    let leg = |strike: &str, action: OrderSide| OrderLeg {
-        action,
-        ratio: Decimal::ONE,
-        symbol: format!("AAPL{}C00{strike}000", day.format("%y%m%d")),
+    let call = |strike: &str| -> OptionSymbol {
+        format!("AAPL{}C00{strike}000", day.format("%y%m%d"))
+            .parse()
+            .unwrap()
     };
     // A bull call spread: buy the 185 call, sell the 195 call.
-    let mut spread = order(&alice, "spread", OrderSide::Buy, OrderType::Market, "", "3");
-    spread.symbol = None;
-    spread.side = None;
-    spread.instrument = Some(Instrument::MultiLegOption);
-    spread.legs = vec![
-        leg("185", OrderSide::BuyToOpen),
-        leg("195", OrderSide::SellToOpen),
-    ];
+    let strategy = Strategy::custom([Leg::buy(call("185")), Leg::sell(call("195"))]).unwrap();
+    let mut spread = OrderBuilder::multi_leg(strategy)
+        .account(&alice.account_id, BrokerCode::Alpaca)
+        .cl_order_id("spread")
+        .quantity("3")
+        .market()
+        .build()
+        .unwrap();
     let placed = alice
         .client
         .place_order()
@@ -1267,15 +1273,11 @@ async fn orders_page_with_cursors_and_filter() {
     let (_, alice) = alice(&sim).await;
     let mid = sim.price("BAC").unwrap();
     for i in 0..7 {
-        let mut resting = order(
-            &alice,
-            &format!("p{i}"),
-            OrderSide::Buy,
-            OrderType::Limit,
-            "BAC",
-            "1",
-        );
-        resting.order_limit_price = Some((mid * dec("0.5")).round_dp(2));
+        let resting = equity(&alice, &format!("p{i}"), OrderSide::Buy, "BAC")
+            .quantity("1")
+            .limit((mid * dec("0.5")).round_dp(2))
+            .build()
+            .unwrap();
         alice
             .client
             .place_order()
@@ -1287,14 +1289,7 @@ async fn orders_page_with_cursors_and_filter() {
     alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "m",
-            OrderSide::Buy,
-            OrderType::Market,
-            "F",
-            "1",
-        ))
+        .body(market(&alice, "m", OrderSide::Buy, "F", "1"))
         .send()
         .await
         .unwrap();
@@ -1582,14 +1577,7 @@ async fn same_seed_same_prices_and_fills() {
         let placed = alice
             .client
             .place_order()
-            .body(order(
-                &alice,
-                "x",
-                OrderSide::Buy,
-                OrderType::Market,
-                "META",
-                "1",
-            ))
+            .body(market(&alice, "x", OrderSide::Buy, "META", "1"))
             .send()
             .await
             .unwrap()
@@ -1651,14 +1639,7 @@ async fn pnl_realized_on_a_partial_close_and_daily_pnl_restarts_at_midnight() {
     let bought = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "b",
-            OrderSide::Buy,
-            OrderType::Market,
-            "GOOGL",
-            "10",
-        ))
+        .body(market(&alice, "b", OrderSide::Buy, "GOOGL", "10"))
         .send()
         .await
         .unwrap()
@@ -1668,14 +1649,7 @@ async fn pnl_realized_on_a_partial_close_and_daily_pnl_restarts_at_midnight() {
     let sold = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "s",
-            OrderSide::Sell,
-            OrderType::Market,
-            "GOOGL",
-            "4",
-        ))
+        .body(market(&alice, "s", OrderSide::Sell, "GOOGL", "4"))
         .send()
         .await
         .unwrap()
@@ -1717,16 +1691,11 @@ async fn stop_limit_orders_trigger_then_wait_for_their_limit() {
     let (_, alice) = alice(&sim).await;
     let mid = sim.price("AMD").unwrap();
     // Buy stop-limit: triggers at once (stop below the ask), but the limit is far below.
-    let mut request = order(
-        &alice,
-        "sl",
-        OrderSide::Buy,
-        OrderType::StopLimit,
-        "AMD",
-        "1",
-    );
-    request.stop_price = Some(mid - dec("1"));
-    request.order_limit_price = Some((mid * dec("0.5")).round_dp(2));
+    let request = equity(&alice, "sl", OrderSide::Buy, "AMD")
+        .quantity("1")
+        .stop_limit(mid - dec("1"), (mid * dec("0.5")).round_dp(2))
+        .build()
+        .unwrap();
     let placed = alice
         .client
         .place_order()
@@ -1743,27 +1712,18 @@ async fn stop_limit_orders_trigger_then_wait_for_their_limit() {
     alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "own",
-            OrderSide::Buy,
-            OrderType::Market,
-            "AMD",
-            "1",
-        ))
+        .body(market(&alice, "own", OrderSide::Buy, "AMD", "1"))
         .send()
         .await
         .unwrap();
-    let mut request = order(
-        &alice,
-        "sl2",
-        OrderSide::Sell,
-        OrderType::StopLimit,
-        "AMD",
-        "1",
-    );
-    request.stop_price = Some((mid * dec("0.5")).round_dp(2));
-    request.order_limit_price = Some((mid * dec("0.4")).round_dp(2));
+    let request = equity(&alice, "sl2", OrderSide::Sell, "AMD")
+        .quantity("1")
+        .stop_limit(
+            (mid * dec("0.5")).round_dp(2),
+            (mid * dec("0.4")).round_dp(2),
+        )
+        .build()
+        .unwrap();
     let resting = alice
         .client
         .place_order()
@@ -1787,14 +1747,7 @@ async fn a_cl_order_id_is_unique_per_day_and_deleting_a_user_removes_everything(
         alice
             .client
             .place_order()
-            .body(order(
-                &alice,
-                cl,
-                OrderSide::Buy,
-                OrderType::Market,
-                "F",
-                "1",
-            ))
+            .body(market(&alice, cl, OrderSide::Buy, "F", "1"))
             .send()
     };
     place("daily").await.unwrap();

@@ -6,7 +6,7 @@ mod support_sim;
 use std::{collections::BTreeSet, time::Duration};
 
 use connect_trade::{
-    codes::{OrderSide, OrderStatus, OrderType},
+    codes::{OrderSide, OrderStatus},
     rest::types::Order,
     stream::{
         Backoff, BrokerageEvent, BrokerageStream, ConnectionEvent, MarketDataEvent,
@@ -15,7 +15,7 @@ use connect_trade::{
     },
 };
 use connect_trade_sim::Simulator;
-use support_sim::{alice, order, platform};
+use support_sim::{alice, market, platform};
 
 /// A manual clock starting now: the market data client checks token expiry against the wall
 /// clock, so simulated time must not start in the past here.
@@ -74,14 +74,7 @@ async fn a_partial_fill_seen_through_the_brokerage_stream_ends_equal_to_rest() {
     let placed = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "big",
-            OrderSide::Buy,
-            OrderType::Market,
-            "JPM",
-            "250",
-        ))
+        .body(market(&alice, "big", OrderSide::Buy, "JPM", "250"))
         .send()
         .await
         .unwrap()
@@ -144,14 +137,7 @@ async fn the_brokerage_stream_reconnects_and_keeps_its_topics() {
     alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "after",
-            OrderSide::Buy,
-            OrderType::Market,
-            "F",
-            "1",
-        ))
+        .body(market(&alice, "after", OrderSide::Buy, "F", "1"))
         .send()
         .await
         .unwrap();

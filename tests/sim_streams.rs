@@ -6,7 +6,7 @@ mod support_sim;
 use std::time::Duration;
 
 use connect_trade::{
-    codes::{OrderSide, OrderStatus, OrderType},
+    codes::{OrderSide, OrderStatus},
     rest::types::{Balance, Order, Position},
     stream::protocol::{
         BarInterval, BrokerageMessage, BrokerageRequest, CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT,
@@ -17,7 +17,7 @@ use connect_trade::{
 use connect_trade_sim::Simulator;
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
-use support_sim::{alice, dec, order, sim};
+use support_sim::{alice, dec, market, sim};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
 /// Long enough for anything the simulator does; a hang fails instead of blocking the suite.
@@ -143,14 +143,7 @@ async fn a_partial_fill_arrives_as_several_updates_ending_equal_to_rest() {
     let placed = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "big",
-            OrderSide::Buy,
-            OrderType::Market,
-            "JPM",
-            "250",
-        ))
+        .body(market(&alice, "big", OrderSide::Buy, "JPM", "250"))
         .send()
         .await
         .unwrap()
@@ -252,14 +245,7 @@ async fn topics_filter_updates_and_unsubscribe_stops_them() {
     alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "a",
-            OrderSide::Buy,
-            OrderType::Market,
-            "F",
-            "1",
-        ))
+        .body(market(&alice, "a", OrderSide::Buy, "F", "1"))
         .send()
         .await
         .unwrap();
@@ -297,14 +283,7 @@ async fn topics_filter_updates_and_unsubscribe_stops_them() {
     alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "b",
-            OrderSide::Buy,
-            OrderType::Market,
-            "F",
-            "1",
-        ))
+        .body(market(&alice, "b", OrderSide::Buy, "F", "1"))
         .send()
         .await
         .unwrap();
@@ -419,14 +398,7 @@ async fn market_data_serves_every_channel_from_the_same_prices() {
     let placed = alice
         .client
         .place_order()
-        .body(order(
-            &alice,
-            "q",
-            OrderSide::Buy,
-            OrderType::Market,
-            "AAPL",
-            "1",
-        ))
+        .body(market(&alice, "q", OrderSide::Buy, "AAPL", "1"))
         .send()
         .await
         .unwrap()

@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+mod amounts;
 mod faults;
 mod market;
 mod rest;

@@ -6,12 +6,13 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Timelike, Utc};
 use rust_decimal::{Decimal, RoundingStrategy, prelude::FromPrimitive, prelude::ToPrimitive};
 
 use connect_trade::stream::protocol::{
     Bar, BarInterval, Depth, Greeks, OptionContractQuote, PriceLevel, Quote, Trade, TradingSession,
 };
+use connect_trade::symbology::{OptionRight, OptionSymbol};
 
 /// The symbols every simulator knows, with their price at the start.
 pub(crate) const DEFAULT_UNIVERSE: &[(&str, &str)] = &[
@@ -99,58 +100,10 @@ pub(crate) struct Market {
     pub(crate) fill_size: Decimal,
 }
 
-/// What an option symbol says.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct OptionSpec {
-    pub underlying: String,
-    pub expiry: NaiveDate,
-    pub call: bool,
-    pub strike: Decimal,
-}
-
-/// Parses an OCC option symbol, compact (`AAPL251031C00190000`) or padded (`SPXW  240420C…`).
-pub(crate) fn parse_option(symbol: &str) -> Option<OptionSpec> {
-    let symbol = symbol.trim();
-    if symbol.len() < 16 || !symbol.is_ascii() {
-        return None;
-    }
-    let (head, tail) = symbol.split_at(symbol.len() - 15);
-    let root = head.trim_end();
-    if root.is_empty() || root.len() > 6 || !root.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let date = NaiveDate::parse_from_str(&tail[..6], "%y%m%d").ok()?;
-    let call = match &tail[6..7] {
-        "C" => true,
-        "P" => false,
-        _ => return None,
-    };
-    let digits = &tail[7..];
-    if !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let strike = Decimal::from_i64(digits.parse::<i64>().ok()?)? / Decimal::from(1000);
-    Some(OptionSpec {
-        underlying: root.to_string(),
-        expiry: date,
-        call,
-        strike: strike.normalize(),
-    })
-}
-
-/// The compact OCC symbol of a contract.
-pub(crate) fn option_symbol(
-    underlying: &str,
-    expiry: NaiveDate,
-    call: bool,
-    strike: Decimal,
-) -> String {
-    let thousandths = (strike * Decimal::from(1000)).trunc().to_i64().unwrap_or(0);
-    format!(
-        "{underlying}{}{}{thousandths:08}",
-        expiry.format("%y%m%d"),
-        if call { 'C' } else { 'P' }
-    )
+/// An OCC option symbol, compact (`AAPL251031C00190000`) or padded (`SPXW  240420C…`), read
+/// by the SDK's own parser: the simulator accepts exactly the symbols the SDK builds.
+pub(crate) fn parse_option(symbol: &str) -> Option<OptionSymbol> {
+    symbol.trim().parse().ok()
 }
 
 /// A priced option.
@@ -198,10 +151,13 @@ impl Market {
     }
 
     /// The underlying of an option, if the market knows it (`SPXW` → `SPX` style roots too).
-    pub(crate) fn underlying_of(&self, spec: &OptionSpec) -> Option<String> {
-        let root = spec.underlying.as_str();
+    pub(crate) fn underlying_of(&self, spec: &OptionSymbol) -> Option<String> {
+        let root = spec.root();
         if self.knows_equity(root) {
             return Some(root.to_string());
+        }
+        if self.knows_equity(spec.underlying()) {
+            return Some(spec.underlying().to_string());
         }
         let trimmed = root.trim_end_matches(|c: char| c.is_ascii_digit() || c == 'W');
         self.knows_equity(trimmed).then(|| trimmed.to_string())
@@ -293,19 +249,19 @@ impl Market {
     /// Black-Scholes price and Greeks of an option on a known underlying.
     pub(crate) fn price_option(
         &mut self,
-        spec: &OptionSpec,
+        spec: &OptionSymbol,
         tick: u64,
         now: DateTime<Utc>,
     ) -> Option<OptionPrice> {
         let underlying = self.underlying_of(spec)?;
         let walk = self.walk(&underlying, tick)?;
         let (spot, vol) = (walk.price, walk.vol);
-        let strike = spec.strike.to_f64()?;
+        let strike = spec.strike().to_f64()?;
         let expiry = Utc
-            .from_utc_datetime(&spec.expiry.and_hms_opt(21, 0, 0)?)
+            .from_utc_datetime(&spec.expiry().and_hms_opt(21, 0, 0)?)
             .signed_duration_since(now);
         let t = expiry.num_seconds() as f64 / YEAR_SECONDS;
-        Some(black_scholes(spot, strike, t, vol, spec.call))
+        Some(black_scholes(spot, strike, t, vol, spec.is_call()))
     }
 
     /// A level 1 quote.
@@ -398,13 +354,15 @@ impl Market {
                 continue;
             }
             for call in [true, false] {
-                let symbol = option_symbol(underlying, expiry, call, strike);
-                let spec = OptionSpec {
-                    underlying: underlying.to_string(),
-                    expiry,
-                    call,
-                    strike,
+                let right = if call {
+                    OptionRight::Call
+                } else {
+                    OptionRight::Put
                 };
+                let Ok(spec) = OptionSymbol::new(underlying, expiry, right, strike) else {
+                    continue;
+                };
+                let symbol = spec.to_string();
                 let Some(priced) = self.price_option(&spec, tick, now) else {
                     continue;
                 };
@@ -418,9 +376,7 @@ impl Market {
                     ask: Some(ask),
                     last: Some(dec(priced.mid, 2).max(Decimal::new(1, 2))),
                     volume: Some((volume / Decimal::from(50)).trunc()),
-                    open_interest: Some(Decimal::from(
-                        1000 + (stable_hash(&spec.underlying) % 9000),
-                    )),
+                    open_interest: Some(Decimal::from(1000 + (stable_hash(spec.root()) % 9000))),
                     greeks: greeks.then_some(priced.greeks),
                     timestamp: Some(now),
                 });
@@ -673,18 +629,30 @@ mod tests {
     #[test]
     fn occ_symbols_round_trip() {
         let spec = parse_option("TSLA251031C00437500").unwrap();
-        assert_eq!(spec.underlying, "TSLA");
-        assert_eq!(spec.strike, "437.5".parse::<Decimal>().unwrap());
-        assert!(spec.call);
-        assert_eq!(
-            option_symbol("TSLA", spec.expiry, true, spec.strike),
-            "TSLA251031C00437500"
-        );
+        assert_eq!(spec.root(), "TSLA");
+        assert_eq!(spec.strike(), "437.5".parse::<Decimal>().unwrap());
+        assert!(spec.is_call());
+        assert_eq!(spec.to_string(), "TSLA251031C00437500");
         assert!(
-            parse_option("SPXW  240420P05040000")
-                .is_some_and(|s| !s.call && s.underlying == "SPXW")
+            parse_option("SPXW  240420P05040000").is_some_and(|s| s.is_put() && s.root() == "SPXW")
         );
         assert_eq!(parse_option("AAPL"), None);
+    }
+
+    #[test]
+    fn options_on_known_underlyings_are_priced_weekly_roots_included() {
+        let mut m = market(7);
+        let now = Utc.with_ymd_and_hms(2026, 1, 5, 15, 0, 0).unwrap();
+        let chain = m.chain("SPY", 0, now, false);
+        assert_eq!(chain.len(), 14, "7 strikes, calls and puts");
+        for quote in &chain {
+            let spec = parse_option(&quote.symbol).expect("the chain's symbols parse");
+            assert_eq!(m.underlying_of(&spec).as_deref(), Some("SPY"));
+        }
+        let weekly = parse_option("SPYW  260109C00500000").unwrap();
+        assert_eq!(m.underlying_of(&weekly).as_deref(), Some("SPY"));
+        let unknown = parse_option("ZZZZ  260109C00500000").unwrap();
+        assert_eq!(m.underlying_of(&unknown), None);
     }
 
     #[test]

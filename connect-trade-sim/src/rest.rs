@@ -406,6 +406,7 @@ async fn list_transactions(State(s): S, headers: HeaderMap, RawQuery(q): RawQuer
 async fn place_order(State(s): S, headers: HeaderMap, bytes: Bytes) -> Response {
     reply((|| {
         let u = user(&s, &headers)?;
+        crate::amounts::check_order_body(&bytes)?;
         let request: PlaceOrderRequest = body(&bytes)?;
         s.state().place_order(&u, request)
     })())
@@ -427,6 +428,7 @@ async fn modify_order(
 ) -> Response {
     reply((|| {
         let u = user(&s, &headers)?;
+        crate::amounts::check_order_body(&bytes)?;
         let request: ModifyOrderRequest = body(&bytes)?;
         s.state().modify_order(&u, &account, &order, request)
     })())

@@ -1,8 +1,13 @@
 //! A loopback HTTP/1.1 server that answers with a script of replies, in order, and records
 //! what it received. For what httpmock cannot say: "first 503, then 200", or "close the
-//! connection without answering".
+//! connection without answering". [`Scripted::respond_with`] answers each request with a
+//! function instead, for fakes that keep state (and may hold a reply back).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -50,16 +55,30 @@ impl Scripted {
     }
 
     async fn start_with(script: Vec<Reply>, record: bool) -> Scripted {
+        Self::listen(Answer::Script(Arc::new(script)), record).await
+    }
+
+    /// Starts a server answering each request with `respond(request)` (recorded too).
+    #[allow(dead_code)]
+    pub async fn respond_with<F, Fut>(respond: F) -> Scripted
+    where
+        F: Fn(Recorded) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let respond: Respond = Arc::new(move |request| Box::pin(respond(request)));
+        Self::listen(Answer::Function(respond), true).await
+    }
+
+    async fn listen(answer: Answer, record: bool) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(script);
         let recorded = requests.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, script.clone(), recorded.clone(), record));
+                tokio::spawn(serve(socket, answer.clone(), recorded.clone(), record));
             }
         });
         Scripted {
@@ -75,9 +94,18 @@ impl Scripted {
     }
 }
 
+type Respond = Arc<dyn Fn(Recorded) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+
+/// How the server answers: a script, or a function of the request.
+#[derive(Clone)]
+enum Answer {
+    Script(Arc<Vec<Reply>>),
+    Function(Respond),
+}
+
 async fn serve(
     mut socket: TcpStream,
-    script: Arc<Vec<Reply>>,
+    answer: Answer,
     recorded: Arc<Mutex<Vec<Recorded>>>,
     record: bool,
 ) {
@@ -88,16 +116,19 @@ async fn serve(
         };
         let index = if record {
             let mut all = recorded.lock().unwrap();
-            all.push(request);
+            all.push(request.clone());
             all.len() - 1
         } else {
             usize::MAX
         };
-        let reply = script
-            .get(index)
-            .or_else(|| script.last())
-            .cloned()
-            .unwrap_or(Reply::Close);
+        let reply = match &answer {
+            Answer::Script(script) => script
+                .get(index)
+                .or_else(|| script.last())
+                .cloned()
+                .unwrap_or(Reply::Close),
+            Answer::Function(respond) => respond(request).await,
+        };
         match reply {
             Reply::Close => return,
             Reply::Json(status, headers, body) => {

@@ -6,7 +6,8 @@ pub mod schema;
 use chrono::{TimeZone, Utc};
 use connect_trade::{
     ConnectTrade, Error,
-    codes::{BrokerCode, Instrument, OrderSide, OrderType, TimeInForce},
+    codes::{BrokerCode, OrderSide},
+    orders::OrderBuilder,
     rest::types::PlaceOrderRequest,
 };
 use connect_trade_sim::{PaperUser, Simulator};
@@ -46,30 +47,34 @@ pub fn dec(text: &str) -> Decimal {
     text.parse().expect("decimal")
 }
 
-/// An equity order of `qty` shares; adjust fields afterwards.
-pub fn order(
+/// An equity order of `user`'s paper account, as our users write one: an [`OrderBuilder`]
+/// with the account and `cl` (the cl_order_id) set; give the size, type and time in force.
+pub fn equity(user: &PaperUser, cl: &str, side: OrderSide, symbol: &str) -> OrderBuilder {
+    OrderBuilder::equity(symbol, side)
+        .account(&user.account_id, BrokerCode::Alpaca)
+        .cl_order_id(cl)
+}
+
+/// A single-leg option order of `user`'s paper account (see [`equity`]).
+pub fn option(user: &PaperUser, cl: &str, side: OrderSide, symbol: &str) -> OrderBuilder {
+    OrderBuilder::option(symbol, side)
+        .account(&user.account_id, BrokerCode::Alpaca)
+        .cl_order_id(cl)
+}
+
+/// A DAY market order of `qty` shares, built by [`OrderBuilder`].
+pub fn market(
     user: &PaperUser,
     cl: &str,
     side: OrderSide,
-    order_type: OrderType,
     symbol: &str,
     qty: &str,
 ) -> PlaceOrderRequest {
-    PlaceOrderRequest {
-        account_id: user.account_id.clone(),
-        broker: BrokerCode::Alpaca,
-        cl_order_id: cl.to_string(),
-        instrument: Some(Instrument::Equity),
-        legs: Vec::new(),
-        order_limit_price: None,
-        order_notional: None,
-        order_qty: Some(dec(qty)),
-        order_tif: TimeInForce::Day,
-        order_type,
-        side: Some(side),
-        stop_price: None,
-        symbol: Some(symbol.to_string()),
-    }
+    equity(user, cl, side, symbol)
+        .quantity(qty)
+        .market()
+        .build()
+        .expect("a valid market order")
 }
 
 /// The status and message of a refused call.
@@ -119,4 +124,30 @@ pub fn assert_conforms(sim: &Simulator) {
         "responses break the spec:\n{}",
         errors.join("\n")
     );
+}
+
+/// A request as any HTTP client sends it (for bodies the SDK would never write: a
+/// `serde_json::Value`, or JSON text written by hand), with the simulator's default platform
+/// credentials and `user`'s pair: the status and the JSON body answered (`Null` when none).
+pub async fn raw(
+    sim: &Simulator,
+    user: &PaperUser,
+    method: reqwest::Method,
+    path: &str,
+    body: impl std::fmt::Display,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", sim.rest_url()))
+        .header("client-id", connect_trade_sim::DEFAULT_CLIENT_ID)
+        .header("client-secret", connect_trade_sim::DEFAULT_CLIENT_SECRET)
+        .header("user-id", user.credentials.user_id.as_str())
+        .header("user-secret", user.credentials.user_secret.expose())
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("the simulator answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or_default())
 }
