@@ -27,14 +27,18 @@ fn main() {
         serde_json::from_str(&text).expect("spec/openapi.json is not an OpenAPI 3.0 document");
     let raw: serde_json::Value = serde_json::from_str(&text).expect("spec/openapi.json is JSON");
 
-    let settings = generation::settings(&raw);
+    let json_schema = env::var_os("CARGO_FEATURE_SCHEMARS").is_some();
+    let settings = generation::settings_with(&raw, json_schema);
     let mut generator = Generator::new(&settings);
     let tokens = generator
         .generate_tokens(&spec)
         .unwrap_or_else(|e| panic!("progenitor rejected spec/openapi.json: {e}"));
-    let mut ast: syn::File = syn::parse2(tokens).expect("generated code parses");
-    deprecate_kept(&mut ast, &raw);
-    let mut code = prettyplease::unparse(&ast);
+    // What a refresh kept only so code using it compiles is marked `#[deprecated]`.
+    let tokens = deprecate_kept(tokens, &raw);
+    // The token stream as text, not pretty-printed: rustc does not need it formatted, and
+    // dependents do not compile a formatter. `cargo xtask` tooling parses it with syn.
+    let mut code = tokens.to_string();
+    code.push('\n');
     code.push_str(&security_table(&raw));
 
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
@@ -45,16 +49,18 @@ fn main() {
 /// What the spec keeps only so code using it compiles (`x-kept` schemas, `x-kept-fields`
 /// fields: `cargo xtask spec refresh` keeps what the previous spec had and upstream lacks) is
 /// marked `#[deprecated]` in the generated types.
-fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
+fn deprecate_kept(
+    tokens: proc_macro2::TokenStream,
+    spec: &serde_json::Value,
+) -> proc_macro2::TokenStream {
     use quote::ToTokens;
     const NOTE: &str = "not in Connect Trade's published document: always absent; kept so code \
                         using it compiles, removed at the next major version";
-    let Some(schemas) = spec
+    let empty = serde_json::Map::new();
+    let schemas = spec
         .pointer("/components/schemas")
         .and_then(serde_json::Value::as_object)
-    else {
-        return;
-    };
+        .unwrap_or(&empty);
     let kept: Vec<(&str, bool, Vec<&str>)> = schemas
         .iter()
         .map(|(name, schema)| {
@@ -97,8 +103,9 @@ fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
         }
     }
     if kept.is_empty() && kept_setters.is_empty() {
-        return;
+        return tokens;
     }
+    let mut ast: syn::File = syn::parse2(tokens).expect("generated code parses");
     let deprecated: syn::Attribute = syn::parse_quote!(#[deprecated(note = #NOTE)]);
     for item in &mut ast.items {
         let syn::Item::Mod(module) = item else {
@@ -168,6 +175,7 @@ fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
             }
         }
     }
+    ast.into_token_stream()
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request

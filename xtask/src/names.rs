@@ -45,9 +45,11 @@ pub struct Names {
     pub responses: Vec<(String, String)>,
 }
 
-/// The naming file of the repository.
-pub fn default_path() -> std::path::PathBuf {
-    crate::workspace_root().join("spec/names.toml")
+/// The naming file of the workspace holding the current directory, if there is one.
+pub fn default_path() -> Option<std::path::PathBuf> {
+    crate::workspace_root()
+        .ok()
+        .map(|root| root.join("spec/names.toml"))
 }
 
 impl Names {

@@ -116,15 +116,12 @@ struct Expected {
 
 fn drill(fixture: &str, expected: &Expected) {
     let _one_at_a_time = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
-    let root = xtask::workspace_root();
+    let root = xtask::workspace_root().expect("tests run inside the workspace");
     let scratch = root.join("target/drill/repo");
     copy_workspace(&root, &scratch);
 
     let fixture_path = root.join("xtask/tests/fixtures/upstream").join(fixture);
-    let mut options = RefreshOptions::new(Source::Path(fixture_path));
-    options.spec_path = scratch.join("spec/openapi.json");
-    options.record_path = scratch.join("spec/SOURCE.md");
-    options.names_path = scratch.join("spec/names.toml");
+    let options = RefreshOptions::new(Source::Path(fixture_path), &scratch);
     let outcome = refresh(&options).unwrap_or_else(|e| panic!("refresh of {fixture}: {e}"));
     let report = xtask::diff::render_human(&outcome.changes);
     println!("{report}");
@@ -195,7 +192,9 @@ fn surface_of(spec: &Path) -> BTreeSet<String> {
 }
 
 fn cargo(dir: &Path, args: &[&str]) {
-    let target = xtask::workspace_root().join("target");
+    let target = xtask::workspace_root()
+        .expect("tests run inside the workspace")
+        .join("target");
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .args(args)

@@ -10,16 +10,19 @@ use xtask::{
 };
 
 fn our_spec() -> Value {
-    let path = xtask::workspace_root().join("spec/openapi.json");
+    let path = xtask::workspace_root()
+        .expect("tests run inside the workspace")
+        .join("spec/openapi.json");
     normalize(&xtask::load::read_spec(&path).expect("spec loads")).document
 }
 
 fn our_names() -> Names {
-    Names::read(&names::default_path()).expect("spec/names.toml parses")
+    Names::read(&names::default_path().expect("a workspace")).expect("spec/names.toml parses")
 }
 
 fn fixture(name: &str) -> Value {
     let path = xtask::workspace_root()
+        .expect("tests run inside the workspace")
         .join("xtask/tests/fixtures/upstream")
         .join(name);
     normalize(&xtask::load::read_spec(&path).expect("fixture loads")).document
