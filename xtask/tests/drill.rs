@@ -217,11 +217,45 @@ fn cargo(dir: &Path, args: &[&str]) {
 }
 
 /// Copies the workspace's files (not `target/`, not `.git`) to `to`, replacing what was there.
+///
+/// Cargo names the artifacts of a workspace crate after its path *relative to the workspace
+/// root*, so the copy's crates would share (and overwrite) this workspace's artifacts in the
+/// shared target directory. Their versions get build metadata (`0.1.0+drill`, which every
+/// version requirement still matches) so they get artifacts of their own; dependencies are
+/// still shared.
 fn copy_workspace(from: &Path, to: &Path) {
     if to.exists() {
         std::fs::remove_dir_all(to).expect("clear the scratch copy");
     }
     copy_dir(from, to);
+    for manifest in [
+        "Cargo.toml",
+        "connect-trade-sim/Cargo.toml",
+        "xtask/Cargo.toml",
+    ] {
+        let path = to.join(manifest);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut in_package = false;
+        let mut done = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with('[') {
+                    in_package = line.trim() == "[package]";
+                }
+                match line.strip_prefix("version = \"") {
+                    Some(rest) if in_package && !done => {
+                        done = true;
+                        format!("version = \"{}+drill\"", rest.trim_end_matches('"'))
+                    }
+                    _ => line.to_string(),
+                }
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write a scratch manifest");
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
