@@ -33,11 +33,12 @@ fn main() {
     let tokens = generator
         .generate_tokens(&spec)
         .unwrap_or_else(|e| panic!("progenitor rejected spec/openapi.json: {e}"));
-    // What a refresh kept only so code using it compiles is marked `#[deprecated]`.
-    let tokens = deprecate_kept(tokens, &raw);
-    // The token stream as text, not pretty-printed: rustc does not need it formatted, and
-    // dependents do not compile a formatter. `cargo xtask` tooling parses it with syn.
-    let mut code = tokens.to_string();
+    // Kept fields are marked on the syntax tree, then the tree is written as plain text: rustc
+    // does not need it formatted, and dependents do not compile a formatter (syn itself is
+    // already built for progenitor). `cargo xtask` tooling parses it with syn.
+    let mut ast: syn::File = syn::parse2(tokens).expect("generated code parses");
+    deprecate_kept(&mut ast, &raw);
+    let mut code = quote::ToTokens::into_token_stream(ast).to_string();
     code.push('\n');
     code.push_str(&security_table(&raw));
 
@@ -49,18 +50,16 @@ fn main() {
 /// What the spec keeps only so code using it compiles (`x-kept` schemas, `x-kept-fields`
 /// fields: `cargo xtask spec refresh` keeps what the previous spec had and upstream lacks) is
 /// marked `#[deprecated]` in the generated types.
-fn deprecate_kept(
-    tokens: proc_macro2::TokenStream,
-    spec: &serde_json::Value,
-) -> proc_macro2::TokenStream {
+fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
     use quote::ToTokens;
     const NOTE: &str = "not in Connect Trade's published document: always absent; kept so code \
                         using it compiles, removed at the next major version";
-    let empty = serde_json::Map::new();
-    let schemas = spec
+    let Some(schemas) = spec
         .pointer("/components/schemas")
         .and_then(serde_json::Value::as_object)
-        .unwrap_or(&empty);
+    else {
+        return;
+    };
     let kept: Vec<(&str, bool, Vec<&str>)> = schemas
         .iter()
         .map(|(name, schema)| {
@@ -103,9 +102,8 @@ fn deprecate_kept(
         }
     }
     if kept.is_empty() && kept_setters.is_empty() {
-        return tokens;
+        return;
     }
-    let mut ast: syn::File = syn::parse2(tokens).expect("generated code parses");
     let deprecated: syn::Attribute = syn::parse_quote!(#[deprecated(note = #NOTE)]);
     for item in &mut ast.items {
         let syn::Item::Mod(module) = item else {
@@ -175,7 +173,6 @@ fn deprecate_kept(
             }
         }
     }
-    ast.into_token_stream()
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request

@@ -45,11 +45,9 @@ pub struct Names {
     pub responses: Vec<(String, String)>,
 }
 
-/// The naming file of the workspace holding the current directory, if there is one.
-pub fn default_path() -> Option<std::path::PathBuf> {
-    crate::workspace_root()
-        .ok()
-        .map(|root| root.join("spec/names.toml"))
+/// The naming file of the repository (found from the current directory up).
+pub fn default_path() -> Result<std::path::PathBuf, Error> {
+    Ok(crate::workspace_root()?.join("spec/names.toml"))
 }
 
 impl Names {

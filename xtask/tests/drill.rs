@@ -117,7 +117,7 @@ struct Expected {
 
 fn drill(fixture: &str, expected: &Expected) {
     let _one_at_a_time = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
-    let root = xtask::workspace_root().expect("tests run inside the workspace");
+    let root = xtask::workspace_root().expect("the workspace is found");
     let scratch = root.join("target/drill/repo");
     copy_workspace(&root, &scratch);
 
@@ -194,7 +194,7 @@ fn surface_of(spec: &Path) -> BTreeSet<String> {
 
 fn cargo(dir: &Path, args: &[&str]) {
     let target = xtask::workspace_root()
-        .expect("tests run inside the workspace")
+        .expect("the workspace is found")
         .join("target");
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command

@@ -11,18 +11,19 @@ use xtask::{
 
 fn our_spec() -> Value {
     let path = xtask::workspace_root()
-        .expect("tests run inside the workspace")
+        .expect("the workspace is found")
         .join("spec/openapi.json");
     normalize(&xtask::load::read_spec(&path).expect("spec loads")).document
 }
 
 fn our_names() -> Names {
-    Names::read(&names::default_path().expect("a workspace")).expect("spec/names.toml parses")
+    Names::read(&names::default_path().expect("the workspace is found"))
+        .expect("spec/names.toml parses")
 }
 
 fn fixture(name: &str) -> Value {
     let path = xtask::workspace_root()
-        .expect("tests run inside the workspace")
+        .expect("the workspace is found")
         .join("xtask/tests/fixtures/upstream")
         .join(name);
     normalize(&xtask::load::read_spec(&path).expect("fixture loads")).document
