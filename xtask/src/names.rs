@@ -1116,7 +1116,7 @@ fn pin_response(
     }
     let shape = current
         .as_ref()
-        .map(|s| crate::surface::describe(s))
+        .map(crate::surface::describe)
         .unwrap_or_else(|| "no body".into());
     if let Some(map) = response.as_object_mut() {
         map.insert(
