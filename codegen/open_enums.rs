@@ -16,6 +16,9 @@
 
 use serde_json::Value;
 
+/// `(wire value, Rust variant, doc)` of one hand-named value.
+pub type HandValue = (&'static str, &'static str, &'static str);
+
 /// What we write by hand about one open enum.
 pub struct Hand {
     /// The stable name (a component schema of `spec/openapi.json`).
@@ -23,7 +26,7 @@ pub struct Hand {
     /// The enum's doc comment.
     pub doc: &'static str,
     /// `(wire value, Rust variant, doc)`, in the documentation's order.
-    pub values: &'static [(&'static str, &'static str, &'static str)],
+    pub values: &'static [HandValue],
 }
 
 /// The hand-written docs and variant names, keyed by stable name.
@@ -404,14 +407,14 @@ fn build(name: &str, doc: String, values: &[String], hand: Option<&Hand>) -> Ope
     };
     let hand_values = hand.map(|h| h.values).unwrap_or(&[]);
     // Hand-named variants first claim their names, so a derived name never takes one.
-    let mut ordered: Vec<(&str, Option<&(&str, &str, &str)>)> = Vec::new();
+    let mut ordered: Vec<(&str, Option<&HandValue>)> = Vec::new();
     for wire in values {
         if ordered.iter().any(|(w, _)| w == wire) {
             continue;
         }
         ordered.push((wire, hand_values.iter().find(|(w, _, _)| w == wire)));
     }
-    let kept: Vec<&(&str, &str, &str)> = hand_values
+    let kept: Vec<&HandValue> = hand_values
         .iter()
         .filter(|(w, _, _)| !values.iter().any(|v| v == w))
         .collect();

@@ -42,5 +42,5 @@ pub fn generate(doc: &Value) -> Result<String, Error> {
 }
 
 /// The names of the component schemas that are string enums (`build.rs` replaces each with
-/// the hand-written open enum `crate::codes::<Name>`).
+/// the open enum `crate::codes::<Name>` it generates).
 pub use crate::generation::string_enums;

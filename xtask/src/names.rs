@@ -350,7 +350,42 @@ pub fn apply(doc: &mut Value, names: &Names, previous: &Value) -> Vec<Change> {
     operations(doc, names, &mut changes);
     let renames = schema_renames(doc, names, previous, &mut changes);
     rename_schemas(doc, &renames);
+    // A rename the previous refresh absorbed already is not news.
+    let mut known = BTreeSet::new();
+    recorded_names(previous, &mut known);
+    changes.retain(|c| {
+        c.rule != "name-absorbed"
+            || !known
+                .iter()
+                .any(|(upstream, ours)| c.detail.contains(&format!("`{upstream}` is our `{ours}`")))
+    });
     changes
+}
+
+/// `(upstream name, our name)` pairs recorded in a spec by a previous refresh.
+fn recorded_names(value: &Value, out: &mut BTreeSet<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(upstream) = map.get("x-upstream-operation-id").and_then(Value::as_str)
+                && let Some(ours) = map.get("operationId").and_then(Value::as_str)
+            {
+                out.insert((upstream.to_string(), ours.to_string()));
+            }
+            if let Some(upstream) = map.get("x-upstream-name").and_then(Value::as_str)
+                && let Some(ours) = map.get("name").and_then(Value::as_str)
+            {
+                out.insert((upstream.to_string(), ours.to_string()));
+            }
+            for (key, child) in map {
+                if let Some(upstream) = child.get("x-upstream-name").and_then(Value::as_str) {
+                    out.insert((upstream.to_string(), key.clone()));
+                }
+                recorded_names(child, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| recorded_names(v, out)),
+        _ => {}
+    }
 }
 
 fn operations(doc: &mut Value, names: &Names, changes: &mut Vec<Change>) {
@@ -1081,7 +1116,7 @@ fn pin_response(
     }
     let shape = current
         .as_ref()
-        .map(|s| crate::surface::describe(s))
+        .map(crate::surface::describe)
         .unwrap_or_else(|| "no body".into());
     if let Some(map) = response.as_object_mut() {
         map.insert(

@@ -17,8 +17,8 @@
 //! - `additionalProperties: false` removed (it would make every new upstream field fatal);
 //! - inline string enums replaced by a `$ref` to the component enum with the same values, or to
 //!   a new component named after the field: `build.rs` turns every component string enum into
-//!   the open enum `crate::codes::<Name>`, so no closed Rust enum is ever generated (and the
-//!   build fails until `src/codes.rs` has the new enum).
+//!   the open enum `crate::codes::<Name>` (generated, see `codegen/open_enums.rs`), so no
+//!   closed Rust enum is ever generated.
 //!
 //! Every change is reported as a [`Note`]. Normalizing is deterministic and idempotent: our
 //! own `spec/openapi.json` normalizes to itself, byte for byte.
@@ -973,7 +973,7 @@ fn string_values(schema: &Value) -> Option<Vec<String>> {
 }
 
 /// Inline string enums would generate closed Rust enums (`build.rs` replaces only component
-/// enums with the open enums of `src/codes.rs`): each becomes a `$ref` to the component enum
+/// enums with the open enums of `crate::codes`): each becomes a `$ref` to the component enum
 /// with the same values, or to a new component named after the field.
 fn hoist_inline_enums(doc: &mut Value, ctx: &mut Ctx) {
     let mut state = Hoist {
@@ -1114,6 +1114,28 @@ fn hoist_one(
     state: &mut Hoist,
     ctx: &mut Ctx,
 ) {
+    // An enum inside a wrapper (`allOf: [{enum}]`, what a nullable or described inline enum
+    // becomes) is the field's enum all the same.
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for (i, part) in schema
+            .get_mut(key)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if string_values(part).is_some() {
+                hoist_one(
+                    part,
+                    field,
+                    parent,
+                    &format!("{loc}.{key}[{i}]"),
+                    state,
+                    ctx,
+                );
+            }
+        }
+    }
     let Some(values) = string_values(schema) else {
         hoist_children(schema, &pascal_or(parent, field), loc, state, ctx);
         return;
@@ -1157,8 +1179,8 @@ fn hoist_one(
     ctx.note(
         loc,
         format!(
-            "inline string enum replaced by component `{name}` (an open enum of that name must \
-             exist in src/codes.rs)"
+            "inline string enum replaced by component `{name}` (generated as the open enum \
+             crate::codes::{name})"
         ),
     );
 }

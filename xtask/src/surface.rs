@@ -261,14 +261,25 @@ fn members(lines: &mut Lines, group: &str, prefix: &str, field_prefix: &str, sch
         .flatten()
         .filter_map(Value::as_str)
         .collect();
+    let kept: Vec<&str> = schema["x-kept-fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
     for (name, field) in schema["properties"].as_object().into_iter().flatten() {
         let field_name = format!("{field_prefix}{name}");
         push(
             lines,
             format!(
-                "{field_name}: {}{}",
+                "{field_name}: {}{}{}",
                 describe(field),
-                required_text(required.contains(&name.as_str()), field)
+                required_text(required.contains(&name.as_str()), field),
+                if kept.contains(&name.as_str()) {
+                    " (kept: not upstream, remove at the next major)"
+                } else {
+                    ""
+                }
             ),
         );
         members(lines, group, &field_name, &format!("{field_name}."), field);

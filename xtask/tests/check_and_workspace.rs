@@ -106,9 +106,21 @@ fn the_workspace_is_the_one_holding_the_current_directory() {
         ],
     );
     assert!(refresh.status.success(), "{}", text(&refresh.stderr));
+    // Normalized, with what the previous spec had and the new one lacks kept (issue 17; the
+    // scratch workspace has no spec/names.toml, so nothing is renamed).
+    let previous =
+        xtask::normalize::normalize(&xtask::load::read_spec(&fixture("openapi-3.1.yaml")).unwrap())
+            .document;
+    let mut expected = xtask::normalize::normalize(
+        &xtask::load::read_spec(&fixture("default-responses.json")).unwrap(),
+    )
+    .document;
+    let names = xtask::names::Names::default();
+    xtask::names::apply(&mut expected, &names, &previous);
+    xtask::names::keep_missing(&mut expected, &previous, &names);
     assert_eq!(
         std::fs::read_to_string(ws.path().join("spec/openapi.json")).unwrap(),
-        normalized_text(&fixture("default-responses.json"))
+        xtask::json::to_canonical_string(&xtask::json::sorted(&expected))
     );
     assert!(ws.path().join("spec/SOURCE.md").exists());
     assert_eq!(std::fs::read(our_spec()).unwrap(), ours_before);

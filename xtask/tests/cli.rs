@@ -136,10 +136,21 @@ fn refresh_from_a_path_writes_the_normalized_spec_and_the_record() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
 
+    // Normalized, given our names (spec/names.toml), with what it lacks of ours kept.
     let written = std::fs::read_to_string(&ws.spec).unwrap();
     let raw = xtask::load::read_spec(&source).unwrap();
-    let expected = xtask::json::to_canonical_string(&xtask::normalize::normalize(&raw).document);
+    let previous = xtask::normalize::normalize(&xtask::load::read_spec(&our_spec()).unwrap());
+    let names = xtask::names::Names::read(&xtask::names::default_path().unwrap()).unwrap();
+    let mut expected = xtask::normalize::normalize(&raw).document;
+    xtask::names::apply(&mut expected, &names, &previous.document);
+    xtask::names::keep_missing(&mut expected, &previous.document, &names);
+    let expected = xtask::json::to_canonical_string(&xtask::json::sorted(&expected));
     assert_eq!(written, expected);
+    let spec: serde_json::Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(
+        spec["components"]["schemas"]["Instrument"]["x-upstream-name"], "Kind",
+        "upstream's one-value enum takes our name"
+    );
 
     let record = std::fs::read_to_string(&ws.record).unwrap();
     let sha = xtask::load::sha256_hex(&std::fs::read(&source).unwrap());

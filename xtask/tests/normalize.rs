@@ -103,12 +103,11 @@ fn openapi_3_1_generates_only_after_normalization() {
     let symbols = &doc["paths"]["/positions"]["get"]["parameters"][0];
     assert_eq!(symbols["schema"], json!({ "type": "string" }));
     assert!(symbols.get("explode").is_none());
-    // The hoisting is reported, with what it asks of src/codes.rs.
+    // The hoisting is reported, with the open enum it becomes.
     assert!(
-        normalized
-            .notes
-            .iter()
-            .any(|n| n.location.ends_with("properties.kind") && n.message.contains("src/codes.rs"))
+        normalized.notes.iter().any(
+            |n| n.location.ends_with("properties.kind") && n.message.contains("crate::codes::")
+        )
     );
 }
 
@@ -308,4 +307,33 @@ fn inline_string_enums_become_components() {
     );
     assert_eq!(schemas["OrderSide"]["enum"], json!(["BUY_TO_OPEN"]));
     generate(&doc).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn an_inline_enum_inside_a_nullable_wrapper_is_hoisted_like_a_bare_one() {
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": { "title": "t", "version": "1" },
+        "paths": {},
+        "components": { "schemas": {
+            "Order": { "type": "object", "properties": {
+                "kind": { "type": "string", "enum": ["A", "B"], "title": "Kind" }
+            } },
+            "Position": { "type": "object", "properties": {
+                "kind": { "anyOf": [
+                    { "allOf": [{ "type": "string", "enum": ["A", "B"], "title": "Kind" }] },
+                    { "type": "null" }
+                ] }
+            } }
+        } }
+    });
+    let normalized = normalize(&doc).document;
+    let schemas = &normalized["components"]["schemas"];
+    assert_eq!(
+        schemas["Order"]["properties"]["kind"]["$ref"],
+        "#/components/schemas/Kind"
+    );
+    let position = &schemas["Position"]["properties"]["kind"];
+    assert_eq!(position["allOf"][0]["$ref"], "#/components/schemas/Kind");
+    assert_eq!(position["nullable"], true);
 }
