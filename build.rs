@@ -176,12 +176,14 @@ fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request
-/// hook knows which requests carry the user headers.
+/// hook knows which requests carry the user headers; and each operation's path template, so
+/// it can check the ids that went into the path.
 fn security_table(spec: &serde_json::Value) -> String {
     let mut platform_only = Vec::new();
     let mut all = Vec::new();
+    let mut templates = Vec::new();
     let paths = spec["paths"].as_object().expect("paths");
-    for item in paths.values() {
+    for (path, item) in paths {
         for (method, op) in item.as_object().expect("path item") {
             if !matches!(method.as_str(), "get" | "post" | "put" | "patch" | "delete") {
                 continue;
@@ -199,15 +201,20 @@ fn security_table(spec: &serde_json::Value) -> String {
             if !needs_user {
                 platform_only.push(id.clone());
             }
+            templates.push((id.clone(), path.clone()));
             all.push(id);
         }
     }
     platform_only.sort();
     all.sort();
+    templates.sort();
     format!(
         "\n/// Operations that need only the platform credentials (from the spec's `security`).\n\
          pub const PLATFORM_ONLY_OPERATIONS: &[&str] = &{platform_only:?};\n\
          /// Every operation id of the spec.\n\
-         pub const ALL_OPERATIONS: &[&str] = &{all:?};\n"
+         pub const ALL_OPERATIONS: &[&str] = &{all:?};\n\
+         /// The path template of every operation, by operation id (sorted), for the path-id\n\
+         /// check of the request hook.\n\
+         pub(crate) const OPERATION_PATHS: &[(&str, &str)] = &{templates:?};\n"
     )
 }

@@ -180,6 +180,8 @@ impl ClientHooks<Inner> for rest::Client {
         info: &OperationInfo,
     ) -> std::result::Result<(), progenitor_client::Error<E>> {
         let inner = self.inner();
+        check_path_ids(&inner.shared.base_url, request.url(), info.operation_id)
+            .map_err(progenitor_client::Error::InvalidRequest)?;
         let headers = request.headers_mut();
         // progenitor sends the spec's `info.version` as `api-version`. Connect Trade documents
         // no such header and our spec's version is our own, so it is not sent.
@@ -226,6 +228,70 @@ impl ClientHooks<Inner> for rest::Client {
             .await?;
         normalize_error_body(response).await
     }
+}
+
+/// Why `id` cannot go into a request path as one segment, if it cannot: empty, a dot segment
+/// (`.`, `..`: the URL would address another resource), a `/` or `\` (which servers and
+/// proxies may treat as a separator even when percent-encoded), or a control character.
+pub(crate) fn path_id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id == "." || id == ".." {
+        Some("is a dot segment (`.` or `..`)")
+    } else if id.contains(['/', '\\']) {
+        Some("contains `/` or `\\`")
+    } else if id.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else {
+        None
+    }
+}
+
+/// Checks the ids a generated method put into the request's path, against the operation's
+/// path template: every `{parameter}` must still be exactly one segment that passes
+/// [`path_id_problem`]. Run by the request hook before anything is sent, so `delete_user("..")`
+/// never becomes `DELETE /`.
+fn check_path_ids(base: &Url, url: &Url, operation: &str) -> std::result::Result<(), String> {
+    let Ok(index) = rest::OPERATION_PATHS.binary_search_by(|(id, _)| (*id).cmp(operation)) else {
+        return Ok(());
+    };
+    let template = rest::OPERATION_PATHS[index].1;
+    let prefix = base
+        .path_segments()
+        .map_or(0, |segments| segments.filter(|s| !s.is_empty()).count());
+    let actual: Vec<&str> = url
+        .path_segments()
+        .map(|segments| segments.skip(prefix).collect())
+        .unwrap_or_default();
+    let expected: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let reshaped = || {
+        format!(
+            "an id in the path of `{operation}` ({template}) is empty, `.` or `..`, so the \
+             request would have gone to {} instead; ids in paths must be non-empty and not \
+             `.` or `..`",
+            url.path()
+        )
+    };
+    if actual.len() != expected.len() {
+        return Err(reshaped());
+    }
+    for (want, got) in expected.iter().zip(&actual) {
+        match want.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+            Some(parameter) => {
+                let decoded = percent_encoding::percent_decode_str(got).decode_utf8_lossy();
+                if let Some(problem) = path_id_problem(&decoded) {
+                    return Err(format!(
+                        "`{parameter}` of `{operation}` {problem}: an id in a request path must \
+                         be non-empty, not `.` or `..`, and without `/`, `\\` or control \
+                         characters"
+                    ));
+                }
+            }
+            None if want != got => return Err(reshaped()),
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// Makes every error response carry the API's `{"message": ...}` body, so that an error from
@@ -387,6 +453,10 @@ impl ConnectTradeBuilder {
 
     /// Uses this `reqwest::Client` (its pool, proxy and TLS settings) instead of building one;
     /// the timeouts set here are then not applied.
+    ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`: the SDK cannot change the
+    /// redirect policy of a client it is given, and reqwest's default follows redirects,
+    /// sending the `client-secret` and `user-secret` headers to wherever they point.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -409,6 +479,11 @@ impl ConnectTradeBuilder {
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
+                // Never follow a redirect: reqwest would carry `client-secret` and
+                // `user-secret` to whatever host it names (it strips only `Authorization` and
+                // cookies), and an https → http redirect would get round the HTTPS-only rule.
+                // A 3xx is returned as `Error::Redirect` instead.
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(self.timeout.unwrap_or(Duration::from_secs(30)))
                 .connect_timeout(self.connect_timeout.unwrap_or(Duration::from_secs(10)))
                 .user_agent(concat!("connect-trade-rust/", env!("CARGO_PKG_VERSION")))
@@ -428,10 +503,23 @@ impl ConnectTradeBuilder {
     }
 }
 
-/// Parses a base URL and refuses plain HTTP to anything but loopback.
+/// Parses a base URL; refuses plain HTTP to anything but loopback, and a password in the URL.
 pub(crate) fn parse_base_url(text: &str) -> Result<Url> {
-    let url = Url::parse(text)
-        .map_err(|e| Error::Config(format!("base URL {text:?} is not a URL: {e}")))?;
+    let url = Url::parse(text).map_err(|e| {
+        Error::Config(format!(
+            "base URL {:?} is not a URL: {e}",
+            crate::error::excerpt(text.as_bytes())
+        ))
+    })?;
+    if url.password().is_some() {
+        let mut shown = url.clone();
+        let _ = shown.set_password(Some("REDACTED"));
+        return Err(Error::Config(format!(
+            "base URL {shown} has a password in it: it would be sent along with every request \
+             and shown wherever the URL is logged. Pass the host only; the credentials go in \
+             client_id/client_secret"
+        )));
+    }
     match url.scheme() {
         "https" | "wss" => Ok(url),
         "http" | "ws" if is_loopback(&url) => Ok(url),

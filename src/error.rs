@@ -67,6 +67,21 @@ pub enum Error {
         excerpt: String,
     },
 
+    /// The server answered with a redirect (3xx). Redirects are never followed: the request
+    /// carries the platform's and the user's secrets, which must not go to another host or
+    /// over plain HTTP. Check the base URL (a proxy or an old host may be redirecting).
+    #[error(
+        "Connect Trade answered {status} redirecting to {}; redirects are not followed (the \
+         request carries credentials): check the base URL",
+        .location.as_deref().unwrap_or("no location")
+    )]
+    Redirect {
+        /// The HTTP status (301, 302, 303, 307, 308, …).
+        status: u16,
+        /// The `Location` header, cut short, if the server sent one.
+        location: Option<String>,
+    },
+
     /// The request was not valid and was not sent.
     #[error("invalid request, not sent: {0}")]
     InvalidRequest(String),
@@ -126,7 +141,9 @@ impl Error {
     /// The HTTP status, if the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Api { status, .. } | Error::UnexpectedResponse { status, .. } => Some(*status),
+            Error::Api { status, .. }
+            | Error::UnexpectedResponse { status, .. }
+            | Error::Redirect { status, .. } => Some(*status),
             Error::RateLimited { .. } => Some(429),
             Error::Transport(e) | Error::Timeout(e) => e.status().map(|s| s.as_u16()),
             _ => None,
@@ -151,7 +168,9 @@ impl Error {
             Error::Timeout(_) => true,
             Error::Transport(e) => !e.is_connect() && !e.is_builder(),
             Error::Api { status, .. } => *status >= 500,
-            Error::Decode { .. } | Error::UnexpectedResponse { .. } => true,
+            Error::Decode { .. } | Error::UnexpectedResponse { .. } | Error::Redirect { .. } => {
+                true
+            }
             _ => false,
         }
     }
@@ -228,6 +247,15 @@ impl From<progenitor_client::Error<types::Error>> for Error {
                 excerpt: excerpt(&body),
                 source,
             },
+            P::UnexpectedResponse(response) if response.status().is_redirection() => {
+                Error::Redirect {
+                    status: response.status().as_u16(),
+                    location: response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .map(|value| excerpt(value.as_bytes())),
+                }
+            }
             P::UnexpectedResponse(response) => Error::UnexpectedResponse {
                 status: response.status().as_u16(),
                 excerpt: String::new(),

@@ -54,6 +54,13 @@ pub enum RedirectError {
     /// `connection_id` is present but empty.
     #[error("the URL's `connection_id` parameter is empty")]
     EmptyConnectionId,
+    /// `connection_id` cannot be an id in a request path (`.`, `..`, a `/` or `\`, a control
+    /// character): used as one, it would address another resource.
+    #[error(
+        "the URL's `connection_id` parameter {0}: not a connection id (was the redirect URL \
+         tampered with?)"
+    )]
+    InvalidConnectionId(&'static str),
     /// The text is not a URL.
     #[error("not a URL: {0}")]
     InvalidUrl(String),
@@ -119,7 +126,10 @@ pub fn connection_id_from_redirect_url(url: &Url) -> Result<String, RedirectErro
             error_details,
         }),
         (Some(id), None, _) if id.trim().is_empty() => Err(RedirectError::EmptyConnectionId),
-        (Some(id), None, _) => Ok(id),
+        (Some(id), None, _) => match crate::client::path_id_problem(&id) {
+            Some(problem) => Err(RedirectError::InvalidConnectionId(problem)),
+            None => Ok(id),
+        },
         // Details without an error code: still a failure, and the details say why.
         (None, None, Some(details)) => Err(RedirectError::Failed {
             error: "unspecified".to_string(),

@@ -20,7 +20,10 @@ OPTIONS:
     --brokerage-port <PORT>     brokerage stream port (default: REST port + 1, or free)
     --market-data-port <PORT>   market data stream port (default: REST port + 2, or free)
     --client-id <ID>            platform client id accepted (default sim-client-id)
-    --client-secret <SECRET>    platform client secret accepted (default sim-client-secret)
+    --client-secret <SECRET>    platform client secret accepted (default: the environment
+                                variable CONNECT_TRADE_SIM_CLIENT_SECRET, else
+                                sim-client-secret); the variable keeps a real-looking
+                                secret out of process listings and shell history
     --seed <N>                  price seed (default 42)
     --speed <X>                 simulated seconds per real second (default 1)
     --wire <NAME>[,<NAME>]      wire variants to switch on (repeatable; default none):
@@ -37,18 +40,28 @@ struct Args {
     market_data_port: Option<u16>,
     client_id: String,
     client_secret: String,
+    /// Whether the secret came from `CONNECT_TRADE_SIM_CLIENT_SECRET` (then it is not printed).
+    secret_from_env: bool,
     seed: u64,
     speed: f64,
     wire: Vec<Wire>,
 }
 
-fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+/// The environment variable the client secret is read from when `--client-secret` is not given.
+const CLIENT_SECRET_VAR: &str = "CONNECT_TRADE_SIM_CLIENT_SECRET";
+
+fn parse(
+    mut argv: impl Iterator<Item = String>,
+    secret_from_env: Option<String>,
+) -> Result<Option<Args>, String> {
+    let secret_from_env = secret_from_env.filter(|s| !s.is_empty());
     let mut args = Args {
         port: 8080,
         brokerage_port: None,
         market_data_port: None,
         client_id: DEFAULT_CLIENT_ID.to_string(),
-        client_secret: DEFAULT_CLIENT_SECRET.to_string(),
+        secret_from_env: secret_from_env.is_some(),
+        client_secret: secret_from_env.unwrap_or_else(|| DEFAULT_CLIENT_SECRET.to_string()),
         seed: 42,
         speed: 1.0,
         wire: Vec::new(),
@@ -82,7 +95,10 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                 args.market_data_port = Some(port(value()?, "--market-data-port")?)
             }
             "--client-id" => args.client_id = value()?,
-            "--client-secret" => args.client_secret = value()?,
+            "--client-secret" => {
+                args.client_secret = value()?;
+                args.secret_from_env = false;
+            }
             "--seed" => args.seed = number(value()?, "--seed")?,
             "--speed" => {
                 let v = value()?;
@@ -108,7 +124,10 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
+    let args = match parse(
+        std::env::args().skip(1),
+        std::env::var(CLIENT_SECRET_VAR).ok(),
+    ) {
         Ok(Some(args)) => args,
         Ok(None) => {
             println!("{USAGE}");
@@ -157,8 +176,14 @@ async fn main() -> ExitCode {
     println!("  market data stream {}", sim.market_data_url());
     println!();
     println!("  client-id          {}", args.client_id);
-    // Printed on purpose: these are the simulator's own local credentials.
-    println!("  client-secret      {}", args.client_secret);
+    // Printed on purpose when given on the command line or defaulted: these are the
+    // simulator's own local credentials. One from the environment stays there.
+    let shown_secret = if args.secret_from_env {
+        format!("${CLIENT_SECRET_VAR}")
+    } else {
+        args.client_secret.clone()
+    };
+    println!("  client-secret      {shown_secret}");
     println!();
     println!("  symbols            {}", sim.symbols().join(" "));
     let wire = sim.wire();
@@ -169,10 +194,7 @@ async fn main() -> ExitCode {
     println!();
     println!("  export CONNECT_TRADE_BASE_URL={}", sim.rest_url());
     println!("  export CONNECT_TRADE_CLIENT_ID={}", args.client_id);
-    println!(
-        "  export CONNECT_TRADE_CLIENT_SECRET={}",
-        args.client_secret
-    );
+    println!("  export CONNECT_TRADE_CLIENT_SECRET={shown_secret}");
     println!();
     println!("Ctrl-C to stop.");
     if let Err(error) = tokio::signal::ctrl_c().await {
