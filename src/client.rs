@@ -224,14 +224,138 @@ impl ClientHooks<Inner> for rest::Client {
         let response = send_with_retries(self.client(), &self.inner().shared.retry, request)
             .instrument(span)
             .await?;
-        normalize_error_body(response).await
+        let secret = SECRET_BEARING_OPERATIONS.contains(&info.operation_id);
+        if response.status().is_success() {
+            check_success_body(response, info.operation_id, secret).await
+        } else {
+            normalize_error_body(response, secret).await
+        }
     }
+}
+
+/// Operations whose responses can hold a secret (their success schema has a
+/// `format: password` field: a user secret, a token). No body of theirs is ever quoted in an
+/// error; an undecodable one is kept only as a [`Secret`]. A test holds this list against
+/// the spec.
+pub const SECRET_BEARING_OPERATIONS: &[&str] =
+    &["create_user", "create_user_token", "get_market_data_token"];
+
+/// Operations that change something at Connect Trade: a 2XX answer to one of them means it
+/// took effect, even when its body cannot be decoded.
+pub const MUTATING_OPERATIONS: &[&str] = &[
+    "cancel_order",
+    "create_connection",
+    "create_user",
+    "create_user_token",
+    "delete_connection",
+    "delete_user",
+    "modify_order",
+    "place_order",
+];
+
+/// Operations whose success declares no body: whatever a 2XX brings (nothing, `null`, some
+/// JSON) is ignored.
+#[cfg(test)]
+const NO_BODY_OPERATIONS: &[&str] = &["cancel_order", "delete_connection", "delete_user"];
+
+/// The status a 2XX response whose body does not decode is handed to the generated code
+/// under, so that it arrives as `UnexpectedResponse` carrying [`UndecodableSuccess`]; the real
+/// status is in the extension.
+const UNDECODABLE_CARRIER: u16 = 600;
+
+/// What the request hook found wrong with a 2XX body, carried to [`Error::Decode`].
+#[derive(Clone, Debug)]
+pub(crate) struct UndecodableSuccess {
+    pub operation: &'static str,
+    pub status: u16,
+    pub path: String,
+    pub message: String,
+    pub secret: bool,
+    pub body: bytes::Bytes,
+}
+
+/// Decodes `body` as a `T`, naming the JSON path of what failed.
+fn decode_check<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<(String, String)> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(_) => deserializer
+            .end()
+            .err()
+            .map(|e| (String::new(), e.to_string())),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            Some((path, e.into_inner().to_string()))
+        }
+    }
+}
+
+type BodyCheck = fn(&[u8]) -> Option<(String, String)>;
+
+/// The check of an operation's success body: decoding into the type the generated method
+/// returns. `None` for operations without a body (and for any this SDK does not know).
+pub(crate) fn body_check(operation: &str) -> Option<BodyCheck> {
+    use rest::types as t;
+    Some(match operation {
+        "create_user" => decode_check::<t::CreatedUser>,
+        "list_users" => decode_check::<Vec<t::User>>,
+        "create_connection" => decode_check::<t::ConnectionRequest>,
+        "list_connections" => decode_check::<Vec<t::Connection>>,
+        "get_market_data_token" => decode_check::<t::MarketDataToken>,
+        "list_accounts" => decode_check::<Vec<t::Account>>,
+        "list_balances" => decode_check::<Vec<t::Balance>>,
+        "list_positions" => decode_check::<Vec<t::Position>>,
+        "place_order" | "get_order" | "modify_order" => decode_check::<t::Order>,
+        "list_orders" => decode_check::<crate::paging::OrderPage>,
+        "list_transactions" => decode_check::<Vec<t::Transaction>>,
+        "create_user_token" => decode_check::<t::UserToken>,
+        _ => return None,
+    })
+}
+
+/// Lets a 2XX response through when its body decodes (or none is expected); otherwise hands
+/// it on as an unexpected response carrying what failed, where, the real status and the raw
+/// body, so that nothing the server did is lost.
+async fn check_success_body(
+    response: reqwest::Response,
+    operation: &'static str,
+    secret: bool,
+) -> reqwest::Result<reqwest::Response> {
+    let Some(check) = body_check(operation) else {
+        return Ok(response);
+    };
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?;
+    let Some((path, message)) = check(&body) else {
+        return Ok(rebuild(status, version, headers, body));
+    };
+    let carrier = StatusCode::from_u16(UNDECODABLE_CARRIER).unwrap_or(StatusCode::NOT_EXTENDED);
+    let message = if body.iter().all(u8::is_ascii_whitespace) {
+        "the body is empty".to_string()
+    } else {
+        crate::error::describe_decode_failure(&message, secret)
+    };
+    let mut carried = rebuild(carrier, version, headers, body.clone());
+    carried.extensions_mut().insert(UndecodableSuccess {
+        operation,
+        status: status.as_u16(),
+        path,
+        message,
+        secret,
+        body,
+    });
+    Ok(carried)
 }
 
 /// Makes every error response carry the API's `{"message": ...}` body, so that an error from
 /// something in front of the API (a proxy's HTML 502, an empty 503) still reaches the caller
 /// as [`Error::Api`] with its status, not as a decoding failure that lost it.
-async fn normalize_error_body(response: reqwest::Response) -> reqwest::Result<reqwest::Response> {
+async fn normalize_error_body(
+    response: reqwest::Response,
+    secret: bool,
+) -> reqwest::Result<reqwest::Response> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return Ok(response);
@@ -240,11 +364,16 @@ async fn normalize_error_body(response: reqwest::Response) -> reqwest::Result<re
     let mut headers = response.headers().clone();
     let body = response.bytes().await?;
     if serde_json::from_slice::<rest::types::Error>(&body).is_ok() {
-        return Ok(rebuild(status, version, headers, body.to_vec()));
+        return Ok(rebuild(status, version, headers, body));
     }
     let reason = status.canonical_reason().unwrap_or("error");
     let message = if body.iter().all(u8::is_ascii_whitespace) {
         format!("{} {reason} (no body)", status.as_u16())
+    } else if secret {
+        format!(
+            "{} {reason} (body not shown: this operation's answers can hold a secret)",
+            status.as_u16()
+        )
     } else {
         format!(
             "{} {reason}: {}",
@@ -265,7 +394,7 @@ fn rebuild(
     status: StatusCode,
     version: reqwest::Version,
     headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
+    body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {
     let mut response = http::Response::new(body);
     *response.status_mut() = status;
@@ -585,5 +714,28 @@ impl Deref for UserClient {
     type Target = rest::Client;
     fn deref(&self) -> &rest::Client {
         &self.rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_has_a_body_check_or_declares_no_body() {
+        for op in rest::ALL_OPERATIONS {
+            assert!(
+                body_check(op).is_some() != NO_BODY_OPERATIONS.contains(op),
+                "{op}: add it to body_check (it returns a body) or NO_BODY_OPERATIONS"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decode_check_names_the_json_path() {
+        let check = body_check("list_orders").unwrap();
+        let body = br#"[{"order_id":"a","account_id":"x","status":"filled"},{"order_id":"b","account_id":"x","status":"filled","fills":[{"fill_id":"f","quantity":"1","price":"abc"}]}]"#;
+        let (path, message) = check(body).unwrap();
+        assert_eq!(path, "[1].fills[0].price", "{message}");
     }
 }

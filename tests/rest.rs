@@ -831,7 +831,10 @@ async fn an_undecodable_success_body_is_a_decode_error_with_an_excerpt() {
     let (_, user) = clients(&server.base_url());
     let error: Error = user.list_accounts().send().await.unwrap_err().into();
     match error {
-        Error::Decode { excerpt, .. } => assert!(excerpt.contains("not"), "{excerpt}"),
+        Error::Decode { excerpt, .. } => {
+            let excerpt = excerpt.expect("accounts can be quoted");
+            assert!(excerpt.contains("not"), "{excerpt}");
+        }
         other => panic!("expected Decode, got {other:?}"),
     }
 }
@@ -1439,5 +1442,276 @@ async fn continuing_by_time_window_is_said_in_a_tracing_event() {
             .iter()
             .any(|e| e.starts_with("connect_trade::paging") && e.contains("time window")),
         "{events:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success is any 2XX; nothing done is lost
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn any_2xx_is_success_with_or_without_a_body_where_none_is_expected() {
+    for (status, body) in [
+        (200, ""),
+        (202, "{}"),
+        (204, ""),
+        (200, r#"{"status":"ok"}"#),
+        (200, "null"),
+    ] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(DELETE);
+                then.status(status).body(body);
+            })
+            .await;
+        let (platform, user) = clients(&server.base_url());
+        user.cancel_order()
+            .account_id("acc-1")
+            .order_id("ord-1")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cancel, {status} {body:?}: {e}"));
+        user.delete_connection()
+            .connection_id("conn-1")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("delete connection, {status} {body:?}: {e}"));
+        platform
+            .delete_user()
+            .user_id("alice")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("delete user, {status} {body:?}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn created_and_accepted_bodies_decode() {
+    for status in [201, 202] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/orders");
+                then.status(status).json_body(order_json());
+            })
+            .await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/users");
+                then.status(status)
+                    .json_body(json!({"user_id": "bob", "user_secret": "s3cr3t"}));
+            })
+            .await;
+        let (platform, user) = clients(&server.base_url());
+        let order = user
+            .place_order()
+            .body(minimal_order())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(order.status().as_u16(), status);
+        assert_eq!(order.into_inner().order_id, "ord-1");
+        let created = platform
+            .create_user()
+            .body_map(|b| b.user_id("bob"))
+            .send()
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(created.user_secret.expose(), "s3cr3t");
+    }
+}
+
+#[tokio::test]
+async fn a_placed_order_whose_body_does_not_decode_keeps_status_body_and_says_it_took_effect() {
+    for (status, body) in [(201, r#"{"order": "ord-9""#), (204, "")] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/orders");
+                then.status(status).body(body);
+            })
+            .await;
+        let (_, user) = clients(&server.base_url());
+        let error: Error = user
+            .place_order()
+            .body(minimal_order())
+            .send()
+            .await
+            .unwrap_err()
+            .into();
+        assert!(error.may_have_reached_server(), "{error}");
+        assert!(!error.is_retryable());
+        assert_eq!(error.status(), Some(status));
+        assert_eq!(error.raw_body().map(|b| b.expose()), Some(body));
+        let text = error.to_string();
+        assert!(
+            text.contains("place_order") && text.contains("took effect"),
+            "{text}"
+        );
+        match &error {
+            Error::Decode { operation, .. } => {
+                assert_eq!(operation.as_deref(), Some("place_order"))
+            }
+            other => panic!("expected Decode, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn modify_cancel_and_create_connection_keep_an_undecodable_success_too() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(PATCH);
+            then.status(200).body("<html>ok</html>");
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/connections");
+            then.status(201).json_body(json!({"url": "https://x"}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let modify: Error = user
+        .modify_order()
+        .account_id("acc-1")
+        .order_id("ord-1")
+        .body(ModifyOrderRequest {
+            broker: BrokerCode::Webull,
+            new_cl_order_id: "cl-2".into(),
+            order_limit_price: Some(dec("1")),
+            order_notional: None,
+            order_qty: None,
+            stop_price: None,
+        })
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(modify.may_have_reached_server());
+    assert_eq!(modify.status(), Some(200));
+    assert_eq!(modify.raw_body().unwrap().expose(), "<html>ok</html>");
+    let connection: Error = user
+        .create_connection()
+        .body_map(|b| {
+            b.connection_type(ConnectionType::Trade)
+                .redirect_url("https://example.com/cb")
+        })
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(connection.may_have_reached_server());
+    assert_eq!(connection.status(), Some(201));
+    assert!(
+        connection.to_string().contains("connection_request_url"),
+        "{connection}"
+    );
+}
+
+#[tokio::test]
+async fn the_user_secret_of_an_undecodable_create_user_answer_is_recoverable_and_never_shown() {
+    // The secret arrives, but the answer has a shape we did not expect (`user_id` a number).
+    let body = r#"{"user_id": 42, "user_secret": "only-shown-once-7f3a"}"#;
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/users");
+            then.status(201).body(body);
+        })
+        .await;
+    let (platform, _) = clients(&server.base_url());
+    let error: Error = platform
+        .create_user()
+        .body_map(|b| b.user_id("bob"))
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(error.may_have_reached_server());
+    assert_eq!(
+        error
+            .recovered_user_secret()
+            .map(|s| s.expose().to_string()),
+        Some("only-shown-once-7f3a".to_string())
+    );
+    for text in [error.to_string(), format!("{error:?}")] {
+        assert!(!text.contains("only-shown-once"), "{text}");
+        assert!(
+            !text.contains("42"),
+            "a value of a secret-bearing answer is quoted: {text}"
+        );
+    }
+    assert!(error.to_string().contains("user_id"), "{error}");
+}
+
+#[tokio::test]
+async fn no_body_of_a_secret_bearing_operation_is_quoted_in_an_error() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/conn-1/token");
+            then.status(200)
+                .body(r#"{"access_token": ["tok-SECRET-1"]}"#);
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/auth/tokens/user");
+            then.status(502).body("upstream said tok-SECRET-2");
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let token: Error = user
+        .get_market_data_token()
+        .connection_id("conn-1")
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    let jwt: Error = user
+        .create_user_token()
+        .body_map(|b| b.scopes(vec![TokenScope::Read]))
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    for error in [&token, &jwt] {
+        for text in [error.to_string(), format!("{error:?}")] {
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+    }
+    assert_eq!(jwt.status(), Some(502));
+    assert!(token.raw_body().unwrap().expose().contains("tok-SECRET-1"));
+}
+
+#[tokio::test]
+async fn a_decode_error_names_the_json_path_and_a_wrong_value_is_still_an_error() {
+    let mut bad = order_json();
+    bad["fills"] = json!([{"fill_id": "f1", "quantity": "1", "price": "13.5O"}]);
+    let orders = json!([order_json(), order_json(), order_json(), bad]);
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/orders");
+            then.status(200)
+                .json_body(json!({"orders": orders, "next_cursor": null}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let error: Error = user.list_orders().send().await.unwrap_err().into();
+    match &error {
+        Error::Decode { path, status, .. } => {
+            assert_eq!(path, "orders[3].fills[0].price");
+            assert_eq!(*status, Some(200));
+        }
+        other => panic!("expected Decode, got {other:?}"),
+    }
+    assert!(
+        error.to_string().contains("orders[3].fills[0].price"),
+        "{error}"
     );
 }
