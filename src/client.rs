@@ -13,7 +13,7 @@
 //!     .client_secret("my-client-secret")
 //!     .build()?;
 //! let created = platform.create_user().body_map(|b| b.user_id("alice")).send().await?;
-//! let alice = platform.for_user(UserCredentials::from(created.into_inner()))?;
+//! let alice = platform.for_user(created.into_inner().into_credentials("alice"))?;
 //! let accounts = alice.list_accounts().send().await?.into_inner();
 //! println!("{} accounts", accounts.len());
 //! # Ok(()) }
@@ -301,7 +301,7 @@ pub(crate) fn body_check(operation: &str) -> Option<BodyCheck> {
         "list_users" => decode_check::<Vec<t::User>>,
         "create_connection" => decode_check::<t::ConnectionRequest>,
         "list_connections" => decode_check::<Vec<t::Connection>>,
-        "get_market_data_token" => decode_check::<t::MarketDataToken>,
+        "get_market_data_token" => decode_check::<MarketDataToken>,
         "list_accounts" => decode_check::<Vec<t::Account>>,
         "list_balances" => decode_check::<Vec<t::Balance>>,
         "list_positions" => decode_check::<Vec<t::Position>>,
@@ -455,6 +455,75 @@ async fn send_with_retries(
         tokio::time::sleep(delay).await;
         current = next;
         retry += 1;
+    }
+}
+
+/// The answer of `GET /connections/{connection_id}/token`: the market data stream's token.
+///
+/// The names of its fields are not published, so it decodes leniently: the token under
+/// `access_token` or `token`, and `expires_at` when the server gives it (the documented
+/// lifetime is 24 hours: [`MarketDataToken::expires_at_or_assumed`]). It serializes with
+/// `access_token`. Replaces the generated type of the same name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarketDataToken {
+    /// The token sent in the market data stream's authenticate message.
+    pub access_token: Secret,
+    /// When the token expires, if the server said.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl MarketDataToken {
+    /// The documented lifetime of a market data token.
+    pub const LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+    /// `expires_at`, or 24 hours after `issued_at` when the server did not say.
+    pub fn expires_at_or_assumed(
+        &self,
+        issued_at: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        self.expires_at
+            .unwrap_or_else(|| issued_at + chrono::Duration::hours(24))
+    }
+}
+
+impl serde::Serialize for MarketDataToken {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            access_token: &'a Secret,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        }
+        Wire {
+            access_token: &self.access_token,
+            expires_at: self.expires_at,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MarketDataToken {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            access_token: Option<Secret>,
+            token: Option<Secret>,
+            expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let access_token = wire
+            .access_token
+            .or(wire.token)
+            .ok_or_else(|| serde::de::Error::missing_field("access_token` or `token"))?;
+        Ok(MarketDataToken {
+            access_token,
+            expires_at: wire.expires_at,
+        })
     }
 }
 

@@ -121,14 +121,15 @@ async fn create_user_sends_platform_credentials_only_and_returns_the_secret() {
         .unwrap()
         .into_inner();
     mock.assert_async().await;
-    assert_eq!(created.user_id, "alice");
+    assert_eq!(created.user_id.as_deref(), Some("alice"));
     assert_eq!(created.user_secret.expose(), "s3cr3t");
     assert!(
         !format!("{created:?}").contains("s3cr3t"),
         "secret in Debug"
     );
-    let credentials = UserCredentials::from(created);
+    let credentials = created.into_credentials("requested");
     assert_eq!(credentials.user_secret.expose(), "s3cr3t");
+    assert_eq!(credentials.user_id, "alice");
 }
 
 #[tokio::test]
@@ -1714,4 +1715,126 @@ async fn a_decode_error_names_the_json_path_and_a_wrong_value_is_still_an_error(
         error.to_string().contains("orders[3].fills[0].price"),
         "{error}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Required only where a source says so; the market data token under either name
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_order_without_a_status_decodes_as_unknown_instead_of_failing_its_page() {
+    let mut bare = json!({"order_id": "ord-2", "account_id": "acc-1", "symbol": "MSFT",
+        "side": "BUY", "order_qty": "1", "order_type": "MKT"});
+    bare["extra"] = json!({"nested": true});
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/orders");
+            then.status(200).json_body(json!([order_json(), bare]));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let page = user.list_orders().send().await.unwrap().into_inner();
+    assert_eq!(page.orders.len(), 2);
+    let status = &page.orders[1].status;
+    assert!(status.is_unknown(), "{status:?}");
+    assert_eq!(status.to_string(), "unknown");
+    assert_eq!(page.orders[1].cl_order_id, None);
+}
+
+#[tokio::test]
+async fn fields_without_a_source_may_be_absent() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/transactions");
+            then.status(200)
+                .json_body(json!([{"type": "DIVIDEND", "amount": "1.25"}]));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/users");
+            then.status(201).json_body(json!({"user_secret": "s-1"}));
+        })
+        .await;
+    let (platform, user) = clients(&server.base_url());
+    let transactions = user.list_transactions().send().await.unwrap().into_inner();
+    assert_eq!(transactions[0].transaction_id, None);
+    assert_eq!(transactions[0].amount, Some(dec("1.25")));
+    // The answer to POST /users leaves out `user_id`: the id asked for is the user's id.
+    let created = platform
+        .create_user()
+        .body_map(|b| b.user_id("bob"))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let credentials = created.into_credentials("bob");
+    assert_eq!(credentials.user_id, "bob");
+    assert_eq!(credentials.user_secret.expose(), "s-1");
+}
+
+#[tokio::test]
+async fn the_market_data_token_decodes_under_either_name_and_assumes_24_hours() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/plain/token");
+            then.status(200).json_body(json!({"token": "mdt-plain"}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/full/token");
+            then.status(200).json_body(
+                json!({"access_token": "mdt-full", "expires_at": "2026-12-01T10:00:00Z"}),
+            );
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/none/token");
+            then.status(200)
+                .json_body(json!({"expires_at": "2026-12-01T10:00:00Z"}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let issued = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let plain = user
+        .get_market_data_token()
+        .connection_id("plain")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plain.access_token.expose(), "mdt-plain");
+    assert_eq!(plain.expires_at, None);
+    assert_eq!(
+        plain.expires_at_or_assumed(issued),
+        issued + chrono::Duration::hours(24)
+    );
+    let full = user
+        .get_market_data_token()
+        .connection_id("full")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(full.access_token.expose(), "mdt-full");
+    assert_eq!(
+        full.expires_at_or_assumed(issued),
+        issued + chrono::Duration::hours(24)
+    );
+    // No token under any name is an error: lenient about names, not about the token.
+    let error: Error = user
+        .get_market_data_token()
+        .connection_id("none")
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(error.to_string().contains("token"), "{error}");
 }

@@ -31,7 +31,7 @@ async fn users_are_created_listed_refused_twice_and_deleted() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(created.user_id, "bob");
+    assert_eq!(created.user_id.as_deref(), Some("bob"));
     assert!(!created.user_secret.expose().is_empty());
     let users = platform.list_users().send().await.unwrap().into_inner();
     assert_eq!(
@@ -106,7 +106,9 @@ async fn credentials_are_enforced() {
         .unwrap();
     let (status, message) = refused(impostor.list_accounts().send().await);
     assert_eq!(status, 401, "{message}");
-    let carol = platform.for_user(UserCredentials::from(created)).unwrap();
+    let carol = platform
+        .for_user(created.into_credentials("carol"))
+        .unwrap();
     assert!(
         carol
             .list_accounts()
@@ -133,7 +135,7 @@ async fn oauth_flow_links_a_paper_account_or_redirects_with_an_error() {
         .await
         .unwrap()
         .into_inner();
-    let dave = platform.for_user(created.into()).unwrap();
+    let dave = platform.for_user(created.into_credentials("dave")).unwrap();
     let connect = |broker: Option<BrokerCode>, kind: ConnectionType| {
         dave.create_connection()
             .body_map(move |b| {

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::market::{Market, cents, parse_option};
 use crate::{
+    client::MarketDataToken,
     codes::{
         BrokerCode, ConnectionType, Instrument, OrderSide, OrderStatus, OrderStatusFilter,
         OrderType, SortOrder, TimeInForce, TokenScope, TransactionType,
@@ -19,8 +20,8 @@ use crate::{
     paging::OrderPage,
     rest::types::{
         Account, Balance, Connection, ConnectionAccount, ConnectionRequest,
-        CreateConnectionRequest, CreatedUser, Fill, MarketDataToken, ModifyOrderRequest, Order,
-        OrderLeg, PlaceOrderRequest, Position, Transaction, User, UserToken,
+        CreateConnectionRequest, CreatedUser, Fill, ModifyOrderRequest, Order, OrderLeg,
+        PlaceOrderRequest, Position, Transaction, User, UserToken,
     },
 };
 
@@ -334,7 +335,7 @@ impl State {
             },
         );
         Ok(CreatedUser {
-            user_id: user_id.to_string(),
+            user_id: Some(user_id.to_string()),
             user_secret: Secret::from(secret),
         })
     }
@@ -508,7 +509,7 @@ impl State {
         );
         let txn = self.id("txn");
         self.transactions.push(Transaction {
-            account_id: account_id.clone(),
+            account_id: Some(account_id.clone()),
             amount: Some(self.starting_cash),
             description: Some("Initial deposit of the paper account".to_string()),
             price: None,
@@ -516,7 +517,7 @@ impl State {
             settlement_date: Some(self.now.date_naive()),
             symbol: None,
             trade_date: Some(self.now.date_naive()),
-            transaction_id: txn,
+            transaction_id: Some(txn),
             type_: Some(TransactionType::Deposit),
         });
         let balance = self.balance(&account_id);
@@ -589,7 +590,7 @@ impl State {
             .map(|(i, o)| (o.wire.order_id.clone(), i))
             .collect();
         self.transactions
-            .retain(|t| !accounts.contains(&t.account_id));
+            .retain(|t| !t.account_id.as_ref().is_some_and(|a| accounts.contains(a)));
     }
 
     pub(crate) fn delete_connection(
@@ -832,7 +833,7 @@ impl State {
             .transactions
             .iter()
             .filter(|t| {
-                ids.contains(&t.account_id)
+                t.account_id.as_ref().is_some_and(|a| ids.contains(a))
                     && start.is_none_or(|s| t.trade_date.is_some_and(|d| d >= s))
                     && end.is_none_or(|e| t.trade_date.is_some_and(|d| d <= e))
             })
@@ -1508,7 +1509,7 @@ impl State {
         let snapshot = p.clone();
         let verb = if buy { "Bought" } else { "Sold" };
         self.transactions.push(Transaction {
-            account_id: account_id.to_string(),
+            account_id: Some(account_id.to_string()),
             amount: Some(cents(-signed * price * multiplier)),
             description: Some(format!("{verb} {qty} {symbol} @ {price}")),
             price: Some(price),
@@ -1516,7 +1517,7 @@ impl State {
             settlement_date: Some(now.date_naive() + ChronoDuration::days(1)),
             symbol: Some(symbol.to_string()),
             trade_date: Some(now.date_naive()),
-            transaction_id: txn,
+            transaction_id: Some(txn),
             type_: Some(if buy {
                 TransactionType::Buy
             } else {
