@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, TimeZon
 use rust_decimal::{Decimal, RoundingStrategy};
 use tokio::sync::broadcast;
 
-use super::market::{Market, cents, parse_option};
-use crate::{
+use crate::market::{Market, cents, parse_option};
+use connect_trade::{
     client::MarketDataToken,
     codes::{
         BrokerCode, ConnectionType, Instrument, OrderSide, OrderStatus, OrderStatusFilter,
