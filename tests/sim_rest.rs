@@ -1265,7 +1265,14 @@ async fn multi_leg_orders_fill_as_one() {
 
 #[tokio::test]
 async fn orders_page_with_cursors_and_filter() {
-    let sim = sim().await;
+    // Cursors travel in the envelope: a wire variant (the default answer is a bare array).
+    let sim = connect_trade_sim::Simulator::builder()
+        .manual_clock()
+        .start_time(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 2, 15, 0, 0).unwrap())
+        .wire(connect_trade_sim::Wire::OrdersEnvelope)
+        .start()
+        .await
+        .unwrap();
     let (_, alice) = alice(&sim).await;
     let mid = sim.price("BAC").unwrap();
     for i in 0..7 {

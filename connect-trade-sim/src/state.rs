@@ -205,6 +205,10 @@ pub(crate) struct State {
     pub tokens: HashMap<String, TokenRec>,
     events: broadcast::Sender<Event>,
     control: broadcast::Sender<Control>,
+    /// The latest order creation time given out: creation times strictly increase, so order
+    /// history can be paged by time window (as a client must when `GET /orders` gives no
+    /// cursors) even when many orders are placed within one tick.
+    last_created: Option<DateTime<Utc>>,
 }
 
 fn broker_name(broker: &BrokerCode) -> &str {
@@ -264,7 +268,19 @@ impl State {
             tokens: HashMap::new(),
             events,
             control,
+            last_created: None,
         }
+    }
+
+    /// The creation time of an order created now: the clock's time, one microsecond after
+    /// the previous order's when several are created within one tick.
+    fn creation_time(&mut self) -> DateTime<Utc> {
+        let at = match self.last_created {
+            Some(last) if last >= self.now => last + ChronoDuration::microseconds(1),
+            _ => self.now,
+        };
+        self.last_created = Some(at);
+        at
     }
 
     fn id(&mut self, prefix: &str) -> String {
@@ -1132,13 +1148,14 @@ impl State {
         } else {
             Decimal::from(100)
         };
+        let created = self.creation_time();
         let wire = Order {
             account_id: req.account_id.clone(),
             avg_fill_price: None,
             broker: Some(req.broker.clone()),
             broker_status: Some("received".to_string()),
             cl_order_id: Some(req.cl_order_id.clone()),
-            created_at: Some(self.now),
+            created_at: Some(created),
             filled_qty: Some(Decimal::ZERO),
             fills: Vec::new(),
             instrument: Some(instrument.clone()),
@@ -1612,6 +1629,7 @@ impl State {
         let new_id = self.id("ord");
         let seq = self.next_id;
         let now = self.now;
+        let created = self.creation_time();
         let old = &self.orders[idx];
         let qty = req.order_qty.unwrap_or_else(|| old.remaining());
         let mut wire = old.wire.clone();
@@ -1626,7 +1644,7 @@ impl State {
         wire.avg_fill_price = None;
         wire.status = OrderStatus::Pending;
         wire.broker_status = Some("received".to_string());
-        wire.created_at = Some(now);
+        wire.created_at = Some(created);
         wire.updated_at = Some(now);
         wire.replaced_by = None;
         let new = OrderRec {
