@@ -271,7 +271,7 @@ pub(crate) struct UndecodableSuccess {
     pub path: String,
     pub message: String,
     pub secret: bool,
-    pub body: bytes::Bytes,
+    pub body: Vec<u8>,
 }
 
 /// Decodes `body` as a `T`, naming the JSON path of what failed.
@@ -344,7 +344,7 @@ async fn check_success_body(
         path,
         message,
         secret,
-        body,
+        body: body.to_vec(),
     });
     Ok(carried)
 }
