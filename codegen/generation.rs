@@ -48,6 +48,13 @@ pub fn settings_with(doc: &Value, json_schema: bool) -> GenerationSettings {
     // `GET /orders` answers a bare array or an envelope (the sources disagree): the page is
     // decoded by the hand-written `OrderPage`, which accepts both shapes.
     settings.with_replacement("OrderPage", "crate::paging::OrderPage", std::iter::empty());
+    // The market data token's field names are not published: the hand-written type takes
+    // the token under `access_token` or `token`.
+    settings.with_replacement(
+        "MarketDataToken",
+        "crate::client::MarketDataToken",
+        std::iter::empty(),
+    );
     for name in string_enums(doc) {
         settings.with_replacement(
             &name,

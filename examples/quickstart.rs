@@ -140,11 +140,12 @@ mod offline {
             .send()
             .await?
             .into_inner();
+        let credentials = created.into_credentials("quickstart-user");
         println!(
             "1. Created user {:?} (its secret is shown once: store it).",
-            created.user_id
+            credentials.user_id
         );
-        let user = platform.for_user(created.into())?;
+        let user = platform.for_user(credentials)?;
 
         // 2. A connection: the user opens the URL, logs in at the broker, and lands back on
         //    redirect_url with connection_id. The simulator's page does it at once.

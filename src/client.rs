@@ -13,7 +13,7 @@
 //!     .client_secret("my-client-secret")
 //!     .build()?;
 //! let created = platform.create_user().body_map(|b| b.user_id("alice")).send().await?;
-//! let alice = platform.for_user(UserCredentials::from(created.into_inner()))?;
+//! let alice = platform.for_user(created.into_inner().into_credentials("alice"))?;
 //! let accounts = alice.list_accounts().send().await?.into_inner();
 //! println!("{} accounts", accounts.len());
 //! # Ok(()) }
@@ -226,7 +226,12 @@ impl ClientHooks<Inner> for rest::Client {
         let response = send_with_retries(self.client(), &self.inner().shared.retry, request)
             .instrument(span)
             .await?;
-        normalize_error_body(response).await
+        let secret = SECRET_BEARING_OPERATIONS.contains(&info.operation_id);
+        if response.status().is_success() {
+            check_success_body(response, info.operation_id, secret).await
+        } else {
+            normalize_error_body(response, secret).await
+        }
     }
 }
 
@@ -294,10 +299,129 @@ fn check_path_ids(base: &Url, url: &Url, operation: &str) -> std::result::Result
     Ok(())
 }
 
+/// Operations whose responses can hold a secret (their success schema has a
+/// `format: password` field: a user secret, a token). No body of theirs is ever quoted in an
+/// error; an undecodable one is kept only as a [`Secret`]. A test holds this list against
+/// the spec.
+pub const SECRET_BEARING_OPERATIONS: &[&str] =
+    &["create_user", "create_user_token", "get_market_data_token"];
+
+/// Operations that change something at Connect Trade: a 2XX answer to one of them means it
+/// took effect, even when its body cannot be decoded.
+pub const MUTATING_OPERATIONS: &[&str] = &[
+    "cancel_order",
+    "create_connection",
+    "create_user",
+    "create_user_token",
+    "delete_connection",
+    "delete_user",
+    "modify_order",
+    "place_order",
+];
+
+/// Operations whose success declares no body: whatever a 2XX brings (nothing, `null`, some
+/// JSON) is ignored.
+#[cfg(test)]
+const NO_BODY_OPERATIONS: &[&str] = &["cancel_order", "delete_connection", "delete_user"];
+
+/// The status a 2XX response whose body does not decode is handed to the generated code
+/// under, so that it arrives as `UnexpectedResponse` carrying [`UndecodableSuccess`]; the real
+/// status is in the extension.
+const UNDECODABLE_CARRIER: u16 = 600;
+
+/// What the request hook found wrong with a 2XX body, carried to [`Error::Decode`].
+#[derive(Clone, Debug)]
+pub(crate) struct UndecodableSuccess {
+    pub operation: &'static str,
+    pub status: u16,
+    pub path: String,
+    pub message: String,
+    pub secret: bool,
+    pub body: Vec<u8>,
+}
+
+/// Decodes `body` as a `T`, naming the JSON path of what failed.
+fn decode_check<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<(String, String)> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(_) => deserializer
+            .end()
+            .err()
+            .map(|e| (String::new(), e.to_string())),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            Some((path, e.into_inner().to_string()))
+        }
+    }
+}
+
+type BodyCheck = fn(&[u8]) -> Option<(String, String)>;
+
+/// The check of an operation's success body: decoding into the type the generated method
+/// returns. `None` for operations without a body (and for any this SDK does not know).
+pub(crate) fn body_check(operation: &str) -> Option<BodyCheck> {
+    use rest::types as t;
+    Some(match operation {
+        "create_user" => decode_check::<t::CreatedUser>,
+        "list_users" => decode_check::<Vec<t::User>>,
+        "create_connection" => decode_check::<t::ConnectionRequest>,
+        "list_connections" => decode_check::<Vec<t::Connection>>,
+        "get_market_data_token" => decode_check::<MarketDataToken>,
+        "list_accounts" => decode_check::<Vec<t::Account>>,
+        "list_balances" => decode_check::<Vec<t::Balance>>,
+        "list_positions" => decode_check::<Vec<t::Position>>,
+        "place_order" | "get_order" | "modify_order" => decode_check::<t::Order>,
+        "list_orders" => decode_check::<crate::paging::OrderPage>,
+        "list_transactions" => decode_check::<Vec<t::Transaction>>,
+        "create_user_token" => decode_check::<t::UserToken>,
+        _ => return None,
+    })
+}
+
+/// Lets a 2XX response through when its body decodes (or none is expected); otherwise hands
+/// it on as an unexpected response carrying what failed, where, the real status and the raw
+/// body, so that nothing the server did is lost.
+async fn check_success_body(
+    response: reqwest::Response,
+    operation: &'static str,
+    secret: bool,
+) -> reqwest::Result<reqwest::Response> {
+    let Some(check) = body_check(operation) else {
+        return Ok(response);
+    };
+    let status = response.status();
+    let version = response.version();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?;
+    let Some((path, message)) = check(&body) else {
+        return Ok(rebuild(status, version, headers, body));
+    };
+    let carrier = StatusCode::from_u16(UNDECODABLE_CARRIER).unwrap_or(StatusCode::NOT_EXTENDED);
+    let message = if body.iter().all(u8::is_ascii_whitespace) {
+        "the body is empty".to_string()
+    } else {
+        crate::error::describe_decode_failure(&message, secret)
+    };
+    let mut carried = rebuild(carrier, version, headers, body.clone());
+    carried.extensions_mut().insert(UndecodableSuccess {
+        operation,
+        status: status.as_u16(),
+        path,
+        message,
+        secret,
+        body: body.to_vec(),
+    });
+    Ok(carried)
+}
+
 /// Makes every error response carry the API's `{"message": ...}` body, so that an error from
 /// something in front of the API (a proxy's HTML 502, an empty 503) still reaches the caller
 /// as [`Error::Api`] with its status, not as a decoding failure that lost it.
-async fn normalize_error_body(response: reqwest::Response) -> reqwest::Result<reqwest::Response> {
+async fn normalize_error_body(
+    response: reqwest::Response,
+    secret: bool,
+) -> reqwest::Result<reqwest::Response> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return Ok(response);
@@ -306,11 +430,16 @@ async fn normalize_error_body(response: reqwest::Response) -> reqwest::Result<re
     let mut headers = response.headers().clone();
     let body = response.bytes().await?;
     if serde_json::from_slice::<rest::types::Error>(&body).is_ok() {
-        return Ok(rebuild(status, version, headers, body.to_vec()));
+        return Ok(rebuild(status, version, headers, body));
     }
     let reason = status.canonical_reason().unwrap_or("error");
     let message = if body.iter().all(u8::is_ascii_whitespace) {
         format!("{} {reason} (no body)", status.as_u16())
+    } else if secret {
+        format!(
+            "{} {reason} (body not shown: this operation's answers can hold a secret)",
+            status.as_u16()
+        )
     } else {
         format!(
             "{} {reason}: {}",
@@ -331,7 +460,7 @@ fn rebuild(
     status: StatusCode,
     version: reqwest::Version,
     headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
+    body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {
     let mut response = http::Response::new(body);
     *response.status_mut() = status;
@@ -392,6 +521,75 @@ async fn send_with_retries(
         tokio::time::sleep(delay).await;
         current = next;
         retry += 1;
+    }
+}
+
+/// The answer of `GET /connections/{connection_id}/token`: the market data stream's token.
+///
+/// The names of its fields are not published, so it decodes leniently: the token under
+/// `access_token` or `token`, and `expires_at` when the server gives it (the documented
+/// lifetime is 24 hours: [`MarketDataToken::expires_at_or_assumed`]). It serializes with
+/// `access_token`. Replaces the generated type of the same name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarketDataToken {
+    /// The token sent in the market data stream's authenticate message.
+    pub access_token: Secret,
+    /// When the token expires, if the server said.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl MarketDataToken {
+    /// The documented lifetime of a market data token.
+    pub const LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+    /// `expires_at`, or 24 hours after `issued_at` when the server did not say.
+    pub fn expires_at_or_assumed(
+        &self,
+        issued_at: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        self.expires_at
+            .unwrap_or_else(|| issued_at + chrono::Duration::hours(24))
+    }
+}
+
+impl serde::Serialize for MarketDataToken {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            access_token: &'a Secret,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        }
+        Wire {
+            access_token: &self.access_token,
+            expires_at: self.expires_at,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MarketDataToken {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            access_token: Option<Secret>,
+            token: Option<Secret>,
+            expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        let access_token = wire
+            .access_token
+            .or(wire.token)
+            .ok_or_else(|| serde::de::Error::missing_field("access_token` or `token"))?;
+        Ok(MarketDataToken {
+            access_token,
+            expires_at: wire.expires_at,
+        })
     }
 }
 
@@ -673,5 +871,28 @@ impl Deref for UserClient {
     type Target = rest::Client;
     fn deref(&self) -> &rest::Client {
         &self.rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_has_a_body_check_or_declares_no_body() {
+        for op in rest::ALL_OPERATIONS {
+            assert!(
+                body_check(op).is_some() != NO_BODY_OPERATIONS.contains(op),
+                "{op}: add it to body_check (it returns a body) or NO_BODY_OPERATIONS"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decode_check_names_the_json_path() {
+        let check = body_check("list_orders").unwrap();
+        let body = br#"[{"order_id":"a","account_id":"x","status":"filled"},{"order_id":"b","account_id":"x","status":"filled","fills":[{"fill_id":"f","quantity":"1","price":"abc"}]}]"#;
+        let (path, message) = check(body).unwrap();
+        assert_eq!(path, "[1].fills[0].price", "{message}");
     }
 }

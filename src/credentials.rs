@@ -122,9 +122,15 @@ impl UserCredentials {
     }
 }
 
-impl From<crate::rest::types::CreatedUser> for UserCredentials {
-    fn from(user: crate::rest::types::CreatedUser) -> Self {
-        UserCredentials::new(user.user_id, user.user_secret)
+impl crate::rest::types::CreatedUser {
+    /// The created user's credentials. `user_id` is the id the answer gives or, when it
+    /// leaves it out (Connect Trade's own integration allows for that), `requested_user_id`:
+    /// the id sent in `POST /users`.
+    pub fn into_credentials(self, requested_user_id: &str) -> UserCredentials {
+        let user_id = self
+            .user_id
+            .unwrap_or_else(|| requested_user_id.to_string());
+        UserCredentials::new(user_id, self.user_secret)
     }
 }
 

@@ -5,7 +5,11 @@
 
 use std::time::Duration;
 
-use crate::rest::types;
+use crate::{
+    client::{MUTATING_OPERATIONS, UndecodableSuccess},
+    credentials::Secret,
+    rest::types,
+};
 
 /// Marker the request hook puts in front of the operation id when user credentials are
 /// missing, so the conversion can rebuild [`Error::MissingUserCredentials`].
@@ -49,13 +53,33 @@ pub enum Error {
     Transport(#[source] reqwest::Error),
 
     /// A response could not be decoded into the expected type.
-    #[error("could not decode the response ({source}); body starts with: {excerpt:?}")]
+    ///
+    /// For a 2XX answer this means the server *did* the call: when it changed something
+    /// (create user, create connection, place, modify, cancel) the change happened, and
+    /// [`Error::may_have_reached_server`] is true. The raw body is kept in `body` (a
+    /// [`Secret`]: it may hold one); for `POST /users`, [`Error::recovered_user_secret`] finds
+    /// the user secret in it.
+    #[error(
+        "could not decode Connect Trade's answer{} at {}: {message}{}{}",
+        decode_context(.operation, .status),
+        path_text(.path),
+        effect_suffix(.operation, .status),
+        excerpt_suffix(.excerpt)
+    )]
     Decode {
-        /// The start of the body.
-        excerpt: String,
-        /// What serde said.
-        #[source]
-        source: serde_json::Error,
+        /// The operation id (`place_order`), when known.
+        operation: Option<String>,
+        /// The HTTP status of the answer, when known (always a 2XX when known).
+        status: Option<u16>,
+        /// The JSON path of the value that failed (`orders[3].fills[0].price`); empty for the
+        /// body as a whole.
+        path: String,
+        /// What was wrong. For an operation whose answers can hold a secret it names no value.
+        message: String,
+        /// The start of the body; `None` for an operation whose answers can hold a secret.
+        excerpt: Option<String>,
+        /// The whole raw body.
+        body: Secret,
     },
 
     /// A response with a status the API does not document (e.g. a redirect).
@@ -117,6 +141,42 @@ fn request_id_suffix(request_id: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+fn decode_context(operation: &Option<String>, status: &Option<u16>) -> String {
+    match (operation, status) {
+        (Some(op), Some(status)) => format!(" ({status} to `{op}`)"),
+        (Some(op), None) => format!(" to `{op}`"),
+        (None, Some(status)) => format!(" ({status})"),
+        (None, None) => String::new(),
+    }
+}
+
+fn path_text(path: &str) -> String {
+    if path.is_empty() {
+        "the top level".to_string()
+    } else {
+        format!("`{path}`")
+    }
+}
+
+fn effect_suffix(operation: &Option<String>, status: &Option<u16>) -> &'static str {
+    let mutating = operation
+        .as_deref()
+        .is_some_and(|op| MUTATING_OPERATIONS.contains(&op));
+    if mutating && status.is_some_and(|s| (200..300).contains(&s)) {
+        ". The server accepted the call, so it took effect: do not repeat it blindly \
+         (the raw body is kept in the error)"
+    } else {
+        ""
+    }
+}
+
+fn excerpt_suffix(excerpt: &Option<String>) -> String {
+    excerpt
+        .as_ref()
+        .map(|e| format!("; body starts with: {e:?}"))
+        .unwrap_or_default()
+}
+
 fn retry_after_suffix(retry_after: &Option<Duration>) -> String {
     retry_after
         .map(|d| format!("; retry after {:.3} s", d.as_secs_f64()))
@@ -144,6 +204,7 @@ impl Error {
             Error::Api { status, .. }
             | Error::UnexpectedResponse { status, .. }
             | Error::Redirect { status, .. } => Some(*status),
+            Error::Decode { status, .. } => *status,
             Error::RateLimited { .. } => Some(429),
             Error::Transport(e) | Error::Timeout(e) => e.status().map(|s| s.as_u16()),
             _ => None,
@@ -173,6 +234,73 @@ impl Error {
             }
             _ => false,
         }
+    }
+}
+
+impl Error {
+    /// The raw body of an answer that could not be decoded ([`Error::Decode`]).
+    pub fn raw_body(&self) -> Option<&Secret> {
+        match self {
+            Error::Decode { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The user secret in the undecodable answer to `POST /users` (`create_user`): the user
+    /// was created and its secret is shown only once, so it must not be lost. Looks for a
+    /// string under `user_secret` (or `userSecret`, `secret`) anywhere in the body.
+    pub fn recovered_user_secret(&self) -> Option<Secret> {
+        let Error::Decode {
+            operation, body, ..
+        } = self
+        else {
+            return None;
+        };
+        if operation.as_deref() != Some("create_user") {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_str(body.expose()).ok()?;
+        find_secret(&value).map(Secret::new)
+    }
+}
+
+fn find_secret(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Object(map) => {
+            for key in ["user_secret", "userSecret", "secret"] {
+                if let Some(serde_json::Value::String(s)) = map.get(key) {
+                    return Some(s.clone());
+                }
+            }
+            map.values().find_map(find_secret)
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(find_secret),
+        _ => None,
+    }
+}
+
+/// What serde said, without its position suffix and, for an answer that can hold a secret,
+/// without any value it quoted: only the kinds of failure that name no value are kept.
+pub(crate) fn describe_decode_failure(message: &str, secret: bool) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => message,
+    };
+    if !secret {
+        return message.to_string();
+    }
+    let names_no_value = [
+        "missing field",
+        "EOF while",
+        "expected ",
+        "trailing ",
+        "key must be",
+    ];
+    if names_no_value.iter().any(|p| message.starts_with(p)) {
+        message.to_string()
+    } else {
+        "a value of the wrong type or format (not quoted: this answer can hold a secret)"
+            .to_string()
     }
 }
 
@@ -244,8 +372,13 @@ impl From<progenitor_client::Error<types::Error>> for Error {
                 }
             }
             P::InvalidResponsePayload(body, source) => Error::Decode {
-                excerpt: excerpt(&body),
-                source,
+                operation: None,
+                status: None,
+                path: String::new(),
+                // Not knowing the operation, quote nothing: it could carry a secret.
+                message: describe_decode_failure(&source.to_string(), true),
+                excerpt: None,
+                body: Secret::new(String::from_utf8_lossy(&body)),
             },
             P::UnexpectedResponse(response) if response.status().is_redirection() => {
                 Error::Redirect {
@@ -256,10 +389,25 @@ impl From<progenitor_client::Error<types::Error>> for Error {
                         .map(|value| excerpt(value.as_bytes())),
                 }
             }
-            P::UnexpectedResponse(response) => Error::UnexpectedResponse {
-                status: response.status().as_u16(),
-                excerpt: String::new(),
-            },
+            P::UnexpectedResponse(response) => {
+                match response.extensions().get::<UndecodableSuccess>() {
+                    Some(failure) => {
+                        let text = String::from_utf8_lossy(&failure.body);
+                        Error::Decode {
+                            operation: Some(failure.operation.to_string()),
+                            status: Some(failure.status),
+                            path: failure.path.clone(),
+                            message: failure.message.clone(),
+                            excerpt: (!failure.secret).then(|| excerpt(&failure.body)),
+                            body: Secret::new(text),
+                        }
+                    }
+                    None => Error::UnexpectedResponse {
+                        status: response.status().as_u16(),
+                        excerpt: String::new(),
+                    },
+                }
+            }
         }
     }
 }

@@ -106,10 +106,11 @@ impl<'de> Visitor<'de> for PageVisitor {
 /// The page size the pager asks for: the largest the API allows.
 pub const ORDER_PAGE_SIZE: u32 = 500;
 
-/// How far past the oldest `created_at` seen the next window ends, so that orders sharing
-/// that instant are read again whether the server's `end_time` is inclusive or exclusive
-/// (and whatever the precision of its timestamps); repeats are dropped by `order_id`.
-const WINDOW_OVERLAP: chrono::Duration = chrono::Duration::milliseconds(1);
+/// How far past the oldest `created_at` seen the next window ends: any positive amount makes
+/// orders sharing that instant come again whether the server's `end_time` is inclusive or
+/// exclusive; one microsecond re-reads as little as possible besides. Repeats are dropped by
+/// `order_id`.
+const WINDOW_OVERLAP: chrono::Duration = chrono::Duration::microseconds(1);
 
 /// Pages the pager reads at most for one history (a runaway server cannot keep it forever).
 const MAX_PAGES: u64 = 100_000;

@@ -121,14 +121,15 @@ async fn create_user_sends_platform_credentials_only_and_returns_the_secret() {
         .unwrap()
         .into_inner();
     mock.assert_async().await;
-    assert_eq!(created.user_id, "alice");
+    assert_eq!(created.user_id.as_deref(), Some("alice"));
     assert_eq!(created.user_secret.expose(), "s3cr3t");
     assert!(
         !format!("{created:?}").contains("s3cr3t"),
         "secret in Debug"
     );
-    let credentials = UserCredentials::from(created);
+    let credentials = created.into_credentials("requested");
     assert_eq!(credentials.user_secret.expose(), "s3cr3t");
+    assert_eq!(credentials.user_id, "alice");
 }
 
 #[tokio::test]
@@ -832,7 +833,10 @@ async fn an_undecodable_success_body_is_a_decode_error_with_an_excerpt() {
     let (_, user) = clients(&server.base_url());
     let error: Error = user.list_accounts().send().await.unwrap_err().into();
     match error {
-        Error::Decode { excerpt, .. } => assert!(excerpt.contains("not"), "{excerpt}"),
+        Error::Decode { excerpt, .. } => {
+            let excerpt = excerpt.expect("accounts can be quoted");
+            assert!(excerpt.contains("not"), "{excerpt}");
+        }
         other => panic!("expected Decode, got {other:?}"),
     }
 }
@@ -1441,4 +1445,397 @@ async fn continuing_by_time_window_is_said_in_a_tracing_event() {
             .any(|e| e.starts_with("connect_trade::paging") && e.contains("time window")),
         "{events:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success is any 2XX; nothing done is lost
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn any_2xx_is_success_with_or_without_a_body_where_none_is_expected() {
+    for (status, body) in [
+        (200, ""),
+        (202, "{}"),
+        (204, ""),
+        (200, r#"{"status":"ok"}"#),
+        (200, "null"),
+    ] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(DELETE);
+                then.status(status).body(body);
+            })
+            .await;
+        let (platform, user) = clients(&server.base_url());
+        user.cancel_order()
+            .account_id("acc-1")
+            .order_id("ord-1")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cancel, {status} {body:?}: {e}"));
+        user.delete_connection()
+            .connection_id("conn-1")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("delete connection, {status} {body:?}: {e}"));
+        platform
+            .delete_user()
+            .user_id("alice")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("delete user, {status} {body:?}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn created_and_accepted_bodies_decode() {
+    for status in [201, 202] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/orders");
+                then.status(status).json_body(order_json());
+            })
+            .await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/users");
+                then.status(status)
+                    .json_body(json!({"user_id": "bob", "user_secret": "s3cr3t"}));
+            })
+            .await;
+        let (platform, user) = clients(&server.base_url());
+        let order = user
+            .place_order()
+            .body(minimal_order())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(order.status().as_u16(), status);
+        assert_eq!(order.into_inner().order_id, "ord-1");
+        let created = platform
+            .create_user()
+            .body_map(|b| b.user_id("bob"))
+            .send()
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(created.user_secret.expose(), "s3cr3t");
+    }
+}
+
+#[tokio::test]
+async fn a_placed_order_whose_body_does_not_decode_keeps_status_body_and_says_it_took_effect() {
+    for (status, body) in [(201, r#"{"order": "ord-9""#), (204, "")] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/orders");
+                then.status(status).body(body);
+            })
+            .await;
+        let (_, user) = clients(&server.base_url());
+        let error: Error = user
+            .place_order()
+            .body(minimal_order())
+            .send()
+            .await
+            .unwrap_err()
+            .into();
+        assert!(error.may_have_reached_server(), "{error}");
+        assert!(!error.is_retryable());
+        assert_eq!(error.status(), Some(status));
+        assert_eq!(error.raw_body().map(|b| b.expose()), Some(body));
+        let text = error.to_string();
+        assert!(
+            text.contains("place_order") && text.contains("took effect"),
+            "{text}"
+        );
+        match &error {
+            Error::Decode { operation, .. } => {
+                assert_eq!(operation.as_deref(), Some("place_order"))
+            }
+            other => panic!("expected Decode, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn modify_cancel_and_create_connection_keep_an_undecodable_success_too() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(PATCH);
+            then.status(200).body("<html>ok</html>");
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/connections");
+            then.status(201).json_body(json!({"url": "https://x"}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let modify: Error = user
+        .modify_order()
+        .account_id("acc-1")
+        .order_id("ord-1")
+        .body(ModifyOrderRequest {
+            broker: BrokerCode::Webull,
+            new_cl_order_id: "cl-2".into(),
+            order_limit_price: Some(dec("1")),
+            order_notional: None,
+            order_qty: None,
+            stop_price: None,
+        })
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(modify.may_have_reached_server());
+    assert_eq!(modify.status(), Some(200));
+    assert_eq!(modify.raw_body().unwrap().expose(), "<html>ok</html>");
+    let connection: Error = user
+        .create_connection()
+        .body_map(|b| {
+            b.connection_type(ConnectionType::Trade)
+                .redirect_url("https://example.com/cb")
+        })
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(connection.may_have_reached_server());
+    assert_eq!(connection.status(), Some(201));
+    assert!(
+        connection.to_string().contains("connection_request_url"),
+        "{connection}"
+    );
+}
+
+#[tokio::test]
+async fn the_user_secret_of_an_undecodable_create_user_answer_is_recoverable_and_never_shown() {
+    // The secret arrives, but the answer has a shape we did not expect (`user_id` a number).
+    let body = r#"{"user_id": 42, "user_secret": "only-shown-once-7f3a"}"#;
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/users");
+            then.status(201).body(body);
+        })
+        .await;
+    let (platform, _) = clients(&server.base_url());
+    let error: Error = platform
+        .create_user()
+        .body_map(|b| b.user_id("bob"))
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(error.may_have_reached_server());
+    assert_eq!(
+        error
+            .recovered_user_secret()
+            .map(|s| s.expose().to_string()),
+        Some("only-shown-once-7f3a".to_string())
+    );
+    for text in [error.to_string(), format!("{error:?}")] {
+        assert!(!text.contains("only-shown-once"), "{text}");
+        assert!(
+            !text.contains("42"),
+            "a value of a secret-bearing answer is quoted: {text}"
+        );
+    }
+    assert!(error.to_string().contains("user_id"), "{error}");
+}
+
+#[tokio::test]
+async fn no_body_of_a_secret_bearing_operation_is_quoted_in_an_error() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/conn-1/token");
+            then.status(200)
+                .body(r#"{"access_token": ["tok-SECRET-1"]}"#);
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/auth/tokens/user");
+            then.status(502).body("upstream said tok-SECRET-2");
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let token: Error = user
+        .get_market_data_token()
+        .connection_id("conn-1")
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    let jwt: Error = user
+        .create_user_token()
+        .body_map(|b| b.scopes(vec![TokenScope::Read]))
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    for error in [&token, &jwt] {
+        for text in [error.to_string(), format!("{error:?}")] {
+            assert!(!text.contains("SECRET"), "{text}");
+        }
+    }
+    assert_eq!(jwt.status(), Some(502));
+    assert!(token.raw_body().unwrap().expose().contains("tok-SECRET-1"));
+}
+
+#[tokio::test]
+async fn a_decode_error_names_the_json_path_and_a_wrong_value_is_still_an_error() {
+    let mut bad = order_json();
+    bad["fills"] = json!([{"fill_id": "f1", "quantity": "1", "price": "13.5O"}]);
+    let orders = json!([order_json(), order_json(), order_json(), bad]);
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/orders");
+            then.status(200)
+                .json_body(json!({"orders": orders, "next_cursor": null}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let error: Error = user.list_orders().send().await.unwrap_err().into();
+    match &error {
+        Error::Decode { path, status, .. } => {
+            assert_eq!(path, "orders[3].fills[0].price");
+            assert_eq!(*status, Some(200));
+        }
+        other => panic!("expected Decode, got {other:?}"),
+    }
+    assert!(
+        error.to_string().contains("orders[3].fills[0].price"),
+        "{error}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Required only where a source says so; the market data token under either name
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_order_without_a_status_decodes_as_unknown_instead_of_failing_its_page() {
+    let mut bare = json!({"order_id": "ord-2", "account_id": "acc-1", "symbol": "MSFT",
+        "side": "BUY", "order_qty": "1", "order_type": "MKT"});
+    bare["extra"] = json!({"nested": true});
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/orders");
+            then.status(200).json_body(json!([order_json(), bare]));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let page = user.list_orders().send().await.unwrap().into_inner();
+    assert_eq!(page.orders.len(), 2);
+    let status = &page.orders[1].status;
+    assert!(status.is_unknown(), "{status:?}");
+    assert_eq!(status.to_string(), "unknown");
+    assert_eq!(page.orders[1].cl_order_id, None);
+}
+
+#[tokio::test]
+async fn fields_without_a_source_may_be_absent() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/transactions");
+            then.status(200)
+                .json_body(json!([{"type": "DIVIDEND", "amount": "1.25"}]));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(POST).path("/users");
+            then.status(201).json_body(json!({"user_secret": "s-1"}));
+        })
+        .await;
+    let (platform, user) = clients(&server.base_url());
+    let transactions = user.list_transactions().send().await.unwrap().into_inner();
+    assert_eq!(transactions[0].transaction_id, None);
+    assert_eq!(transactions[0].amount, Some(dec("1.25")));
+    // The answer to POST /users leaves out `user_id`: the id asked for is the user's id.
+    let created = platform
+        .create_user()
+        .body_map(|b| b.user_id("bob"))
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let credentials = created.into_credentials("bob");
+    assert_eq!(credentials.user_id, "bob");
+    assert_eq!(credentials.user_secret.expose(), "s-1");
+}
+
+#[tokio::test]
+async fn the_market_data_token_decodes_under_either_name_and_assumes_24_hours() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/plain/token");
+            then.status(200).json_body(json!({"token": "mdt-plain"}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/full/token");
+            then.status(200).json_body(
+                json!({"access_token": "mdt-full", "expires_at": "2026-12-01T10:00:00Z"}),
+            );
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/connections/none/token");
+            then.status(200)
+                .json_body(json!({"expires_at": "2026-12-01T10:00:00Z"}));
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let issued = chrono::DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let plain = user
+        .get_market_data_token()
+        .connection_id("plain")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plain.access_token.expose(), "mdt-plain");
+    assert_eq!(plain.expires_at, None);
+    assert_eq!(
+        plain.expires_at_or_assumed(issued),
+        issued + chrono::Duration::hours(24)
+    );
+    let full = user
+        .get_market_data_token()
+        .connection_id("full")
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(full.access_token.expose(), "mdt-full");
+    assert_eq!(
+        full.expires_at_or_assumed(issued),
+        issued + chrono::Duration::hours(24)
+    );
+    // No token under any name is an error: lenient about names, not about the token.
+    let error: Error = user
+        .get_market_data_token()
+        .connection_id("none")
+        .send()
+        .await
+        .unwrap_err()
+        .into();
+    assert!(error.to_string().contains("token"), "{error}");
 }

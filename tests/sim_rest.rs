@@ -34,7 +34,7 @@ async fn users_are_created_listed_refused_twice_and_deleted() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(created.user_id, "bob");
+    assert_eq!(created.user_id.as_deref(), Some("bob"));
     assert!(!created.user_secret.expose().is_empty());
     let users = platform.list_users().send().await.unwrap().into_inner();
     assert_eq!(
@@ -109,7 +109,9 @@ async fn credentials_are_enforced() {
         .unwrap();
     let (status, message) = refused(impostor.list_accounts().send().await);
     assert_eq!(status, 401, "{message}");
-    let carol = platform.for_user(UserCredentials::from(created)).unwrap();
+    let carol = platform
+        .for_user(created.into_credentials("carol"))
+        .unwrap();
     assert!(
         carol
             .list_accounts()
@@ -136,7 +138,7 @@ async fn oauth_flow_links_a_paper_account_or_redirects_with_an_error() {
         .await
         .unwrap()
         .into_inner();
-    let dave = platform.for_user(created.into()).unwrap();
+    let dave = platform.for_user(created.into_credentials("dave")).unwrap();
     let connect = |broker: Option<BrokerCode>, kind: ConnectionType| {
         dave.create_connection()
             .body_map(move |b| {
@@ -1269,7 +1271,14 @@ async fn multi_leg_orders_fill_as_one() {
 
 #[tokio::test]
 async fn orders_page_with_cursors_and_filter() {
-    let sim = sim().await;
+    // Cursors travel in the envelope: a wire variant (the default answer is a bare array).
+    let sim = connect_trade_sim::Simulator::builder()
+        .manual_clock()
+        .start_time(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 2, 15, 0, 0).unwrap())
+        .wire(connect_trade_sim::Wire::OrdersEnvelope)
+        .start()
+        .await
+        .unwrap();
     let (_, alice) = alice(&sim).await;
     let mid = sim.price("BAC").unwrap();
     for i in 0..7 {

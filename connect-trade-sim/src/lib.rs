@@ -621,7 +621,7 @@ impl Simulator {
             .send()
             .await?
             .into_inner();
-        let credentials = UserCredentials::from(created);
+        let credentials = created.into_credentials(user_id);
         let client = platform.for_user(credentials.clone())?;
         let request = client
             .create_connection()

@@ -18,13 +18,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    RecordedResponse, Shared,
+    RecordedResponse, Shared, Wire,
     state::{ApiError, ApiResult, Authorize},
 };
 use connect_trade::{
     codes::{BrokerCode, OrderSide, OrderStatusFilter, SortOrder},
+    paging::OrderPage,
     rest::types::{
-        CreateConnectionRequest, CreateUserRequest, ModifyOrderRequest, PlaceOrderRequest,
+        CreateConnectionRequest, CreateUserRequest, ModifyOrderRequest, Order, PlaceOrderRequest,
         UserTokenRequest,
     },
 };
@@ -55,12 +56,74 @@ fn reply<T: Serialize>(result: ApiResult<T>) -> Response {
     }
 }
 
-/// 200 with no body, or the error.
-fn reply_empty(result: ApiResult<()>) -> Response {
+/// 200 with no body (204 under [`Wire::Created204`]), or the error.
+fn reply_empty(s: &Shared, result: ApiResult<()>) -> Response {
     match result {
+        Ok(()) if s.config.wire.contains(Wire::Created204) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
         Ok(()) => StatusCode::OK.into_response(),
         Err(error) => error.into_response(),
     }
+}
+
+/// The answer to a call that creates something: 200 with the JSON of `T` (201 under
+/// [`Wire::Created204`]), or the error.
+fn reply_created<T: Serialize>(s: &Shared, result: ApiResult<T>) -> Response {
+    match result {
+        Ok(value) if s.config.wire.contains(Wire::Created204) => {
+            (StatusCode::CREATED, axum::Json(value)).into_response()
+        }
+        other => reply(other),
+    }
+}
+
+/// The fields an order keeps under [`Wire::OrdersMinimal`]: those Connect Trade's cookbook
+/// reads (`symbol`, `side`, `order_qty`, `order_type`, the normalized status), plus the
+/// identifiers acting on an order needs and the creation time paging by time window needs.
+const MINIMAL_ORDER_FIELDS: &[&str] = &[
+    "order_id",
+    "account_id",
+    "cl_order_id",
+    "created_at",
+    "symbol",
+    "side",
+    "order_qty",
+    "order_type",
+    "status",
+];
+
+/// An order as this simulator's wire variants write it.
+fn order_json(s: &Shared, order: &Order) -> serde_json::Value {
+    let mut value = serde_json::to_value(order).unwrap_or(serde_json::Value::Null);
+    if s.config.wire.contains(Wire::OrdersMinimal)
+        && let serde_json::Value::Object(fields) = &mut value
+    {
+        fields.retain(|name, _| MINIMAL_ORDER_FIELDS.contains(&name.as_str()));
+    }
+    value
+}
+
+/// One order, or the error.
+fn reply_order(s: &Shared, result: ApiResult<Order>) -> Response {
+    reply(result.map(|order| order_json(s, &order)))
+}
+
+/// A page of `GET /orders`: a bare JSON array, as Connect Trade's cookbook reads it, or the
+/// envelope `{orders, next_cursor, prev_cursor}` under [`Wire::OrdersEnvelope`].
+fn reply_order_page(s: &Shared, result: ApiResult<OrderPage>) -> Response {
+    reply(result.map(|page| {
+        let orders: Vec<serde_json::Value> = page.orders.iter().map(|o| order_json(s, o)).collect();
+        if s.config.wire.contains(Wire::OrdersEnvelope) {
+            serde_json::json!({
+                "orders": orders,
+                "next_cursor": page.next_cursor,
+                "prev_cursor": page.prev_cursor,
+            })
+        } else {
+            serde_json::Value::Array(orders)
+        }
+    }))
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -283,11 +346,14 @@ impl Params {
 // -------------------------------------------------------------------------------------------
 
 async fn create_user(State(s): S, headers: HeaderMap, bytes: Bytes) -> Response {
-    reply((|| {
-        platform(&s, &headers)?;
-        let request: CreateUserRequest = body(&bytes)?;
-        s.state().create_user(&request.user_id)
-    })())
+    reply_created(
+        &s,
+        (|| {
+            platform(&s, &headers)?;
+            let request: CreateUserRequest = body(&bytes)?;
+            s.state().create_user(&request.user_id)
+        })(),
+    )
 }
 
 async fn list_users(State(s): S, headers: HeaderMap) -> Response {
@@ -295,7 +361,10 @@ async fn list_users(State(s): S, headers: HeaderMap) -> Response {
 }
 
 async fn delete_user(State(s): S, headers: HeaderMap, Path(user_id): Path<String>) -> Response {
-    reply_empty(platform(&s, &headers).and_then(|()| s.state().delete_user(&user_id)))
+    reply_empty(
+        &s,
+        platform(&s, &headers).and_then(|()| s.state().delete_user(&user_id)),
+    )
 }
 
 // -------------------------------------------------------------------------------------------
@@ -303,11 +372,14 @@ async fn delete_user(State(s): S, headers: HeaderMap, Path(user_id): Path<String
 // -------------------------------------------------------------------------------------------
 
 async fn create_connection(State(s): S, headers: HeaderMap, bytes: Bytes) -> Response {
-    reply((|| {
-        let user_id = user(&s, &headers)?;
-        let request: CreateConnectionRequest = body(&bytes)?;
-        s.state().create_connection(&user_id, request)
-    })())
+    reply_created(
+        &s,
+        (|| {
+            let user_id = user(&s, &headers)?;
+            let request: CreateConnectionRequest = body(&bytes)?;
+            s.state().create_connection(&user_id, request)
+        })(),
+    )
 }
 
 async fn list_connections(State(s): S, headers: HeaderMap) -> Response {
@@ -315,19 +387,30 @@ async fn list_connections(State(s): S, headers: HeaderMap) -> Response {
 }
 
 async fn delete_connection(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    reply_empty(user(&s, &headers).and_then(|u| s.state().delete_connection(&u, &id)))
+    reply_empty(
+        &s,
+        user(&s, &headers).and_then(|u| s.state().delete_connection(&u, &id)),
+    )
 }
 
 async fn market_data_token(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    reply(user(&s, &headers).and_then(|u| s.state().market_data_token(&u, &id)))
+    let token = user(&s, &headers).and_then(|u| s.state().market_data_token(&u, &id));
+    if s.config.wire.contains(Wire::TokenPlain) {
+        // `token` instead of `access_token`, and no `expires_at`.
+        return reply(token.map(|t| serde_json::json!({ "token": t.access_token })));
+    }
+    reply(token)
 }
 
 async fn user_token(State(s): S, headers: HeaderMap, bytes: Bytes) -> Response {
-    reply((|| {
-        user(&s, &headers)?;
-        let request: UserTokenRequest = body(&bytes)?;
-        s.state().user_token(&request.scopes)
-    })())
+    reply_created(
+        &s,
+        (|| {
+            user(&s, &headers)?;
+            let request: UserTokenRequest = body(&bytes)?;
+            s.state().user_token(&request.scopes)
+        })(),
+    )
 }
 
 /// The OAuth page a browser opens: no API credentials, it is the user's browser.
@@ -404,12 +487,13 @@ async fn list_transactions(State(s): S, headers: HeaderMap, RawQuery(q): RawQuer
 // -------------------------------------------------------------------------------------------
 
 async fn place_order(State(s): S, headers: HeaderMap, bytes: Bytes) -> Response {
-    reply((|| {
+    let placed = (|| {
         let u = user(&s, &headers)?;
         crate::amounts::check_order_body(&bytes)?;
         let request: PlaceOrderRequest = body(&bytes)?;
         s.state().place_order(&u, request)
-    })())
+    })();
+    reply_created(&s, placed.map(|order| order_json(&s, &order)))
 }
 
 async fn get_order(
@@ -417,7 +501,10 @@ async fn get_order(
     headers: HeaderMap,
     Path((account, order)): Path<(String, String)>,
 ) -> Response {
-    reply(user(&s, &headers).and_then(|u| s.state().get_order(&u, &account, &order)))
+    reply_order(
+        &s,
+        user(&s, &headers).and_then(|u| s.state().get_order(&u, &account, &order)),
+    )
 }
 
 async fn modify_order(
@@ -426,12 +513,15 @@ async fn modify_order(
     Path((account, order)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Response {
-    reply((|| {
-        let u = user(&s, &headers)?;
-        crate::amounts::check_order_body(&bytes)?;
-        let request: ModifyOrderRequest = body(&bytes)?;
-        s.state().modify_order(&u, &account, &order, request)
-    })())
+    reply_order(
+        &s,
+        (|| {
+            let u = user(&s, &headers)?;
+            crate::amounts::check_order_body(&bytes)?;
+            let request: ModifyOrderRequest = body(&bytes)?;
+            s.state().modify_order(&u, &account, &order, request)
+        })(),
+    )
 }
 
 async fn cancel_order(
@@ -439,78 +529,87 @@ async fn cancel_order(
     headers: HeaderMap,
     Path((account, order)): Path<(String, String)>,
 ) -> Response {
-    reply_empty(user(&s, &headers).and_then(|u| s.state().cancel_order(&u, &account, &order)))
+    reply_empty(
+        &s,
+        user(&s, &headers).and_then(|u| s.state().cancel_order(&u, &account, &order)),
+    )
 }
 
 async fn list_orders(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     let p = Params::new(q);
-    reply((|| {
-        let u = user(&s, &headers)?;
-        let status = p
-            .get("status")
-            .map(|v| match OrderStatusFilter::from_wire(v) {
-                OrderStatusFilter::Unknown(v) => Err(ApiError::invalid(
-                    "status",
-                    format!("{v:?} is not an order status filter"),
-                )),
-                known => Ok(known),
-            })
-            .transpose()?;
-        let side = p
-            .get("side")
-            .map(|v| match OrderSide::from_wire(v) {
-                OrderSide::Unknown(v) => Err(ApiError::invalid(
-                    "side",
-                    format!("{v:?} is not an order side"),
-                )),
-                known => Ok(known),
-            })
-            .transpose()?;
-        let sort = p
-            .get("sort")
-            .map(|v| match SortOrder::from_wire(v) {
-                SortOrder::Unknown(v) => Err(ApiError::invalid(
-                    "sort",
-                    format!("{v:?} is not asc or desc"),
-                )),
-                known => Ok(known),
-            })
-            .transpose()?;
-        let limit = match p.get("limit") {
-            None => 50,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=500).contains(&n) => n,
-                _ => {
-                    return Err(ApiError::invalid(
-                        "limit",
-                        format!("{v:?} is not an integer from 1 to 500"),
-                    ));
-                }
-            },
-        };
-        let offset = match p.get("cursor") {
-            None => 0,
-            Some(c) => c
-                .strip_prefix("cur_")
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| {
-                    ApiError::invalid("cursor", format!("{c:?} is not a cursor this server gave"))
-                })?,
-        };
-        let (start, end) = (p.time("start_time")?, p.time("end_time")?);
-        let symbols = p.symbols();
-        s.state().list_orders(
-            &u,
-            p.get("account_id"),
-            p.get("connection_id"),
-            status.as_ref(),
-            symbols.as_deref(),
-            side.as_ref(),
-            start,
-            end,
-            sort.as_ref(),
-            limit,
-            offset,
-        )
-    })())
+    reply_order_page(
+        &s,
+        (|| {
+            let u = user(&s, &headers)?;
+            let status = p
+                .get("status")
+                .map(|v| match OrderStatusFilter::from_wire(v) {
+                    OrderStatusFilter::Unknown(v) => Err(ApiError::invalid(
+                        "status",
+                        format!("{v:?} is not an order status filter"),
+                    )),
+                    known => Ok(known),
+                })
+                .transpose()?;
+            let side = p
+                .get("side")
+                .map(|v| match OrderSide::from_wire(v) {
+                    OrderSide::Unknown(v) => Err(ApiError::invalid(
+                        "side",
+                        format!("{v:?} is not an order side"),
+                    )),
+                    known => Ok(known),
+                })
+                .transpose()?;
+            let sort = p
+                .get("sort")
+                .map(|v| match SortOrder::from_wire(v) {
+                    SortOrder::Unknown(v) => Err(ApiError::invalid(
+                        "sort",
+                        format!("{v:?} is not asc or desc"),
+                    )),
+                    known => Ok(known),
+                })
+                .transpose()?;
+            let limit = match p.get("limit") {
+                None => 50,
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=500).contains(&n) => n,
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "limit",
+                            format!("{v:?} is not an integer from 1 to 500"),
+                        ));
+                    }
+                },
+            };
+            let offset = match p.get("cursor") {
+                None => 0,
+                Some(c) => c
+                    .strip_prefix("cur_")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "cursor",
+                            format!("{c:?} is not a cursor this server gave"),
+                        )
+                    })?,
+            };
+            let (start, end) = (p.time("start_time")?, p.time("end_time")?);
+            let symbols = p.symbols();
+            s.state().list_orders(
+                &u,
+                p.get("account_id"),
+                p.get("connection_id"),
+                status.as_ref(),
+                symbols.as_deref(),
+                side.as_ref(),
+                start,
+                end,
+                sort.as_ref(),
+                limit,
+                offset,
+            )
+        })(),
+    )
 }

@@ -1,4 +1,4 @@
-//! A small OpenAPI 3.0 schema checker over `serde_json::Value`: `$ref`, `allOf`, `type`,
+//! A small OpenAPI 3.0 schema checker over `serde_json::Value`: `$ref`, `allOf`, `oneOf`, `type`,
 //! `required`, `nullable`, `enum`, `minItems`/`maxItems`, and the formats the spec uses
 //! (`decimal`, `date-time`, `date`, `password`, `uri`, `int32`). Enough to hold the
 //! simulator's responses to the spec; unknown keywords are ignored.
@@ -60,6 +60,22 @@ impl Spec {
         if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
             for part in all {
                 self.validate(part, value, path, errors);
+            }
+        }
+        if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+            let matching = one
+                .iter()
+                .filter(|part| {
+                    let mut found = Vec::new();
+                    self.validate(part, value, path, &mut found);
+                    found.is_empty()
+                })
+                .count();
+            if matching != 1 {
+                errors.push(format!(
+                    "{path}: matches {matching} of the {} `oneOf` alternatives, not exactly one",
+                    one.len()
+                ));
             }
         }
         if value.is_null() {

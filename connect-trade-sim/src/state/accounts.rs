@@ -230,7 +230,7 @@ impl State {
             .transactions
             .iter()
             .filter(|t| {
-                ids.contains(&t.account_id)
+                t.account_id.as_ref().is_some_and(|a| ids.contains(a))
                     && start.is_none_or(|s| t.trade_date.is_some_and(|d| d >= s))
                     && end.is_none_or(|e| t.trade_date.is_some_and(|d| d <= e))
             })
@@ -290,7 +290,7 @@ impl State {
         let snapshot = p.clone();
         let verb = if buy { "Bought" } else { "Sold" };
         self.transactions.push(Transaction {
-            account_id: account_id.to_string(),
+            account_id: Some(account_id.to_string()),
             amount: Some(cents(-signed * price * multiplier)),
             description: Some(format!("{verb} {qty} {symbol} @ {price}")),
             price: Some(price),
@@ -298,7 +298,7 @@ impl State {
             settlement_date: Some(now.date_naive() + ChronoDuration::days(1)),
             symbol: Some(symbol.to_string()),
             trade_date: Some(now.date_naive()),
-            transaction_id: txn,
+            transaction_id: Some(txn),
             type_: Some(if buy {
                 TransactionType::Buy
             } else {

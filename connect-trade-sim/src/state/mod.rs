@@ -125,6 +125,10 @@ pub(crate) struct State {
     pub tokens: HashMap<String, TokenRec>,
     events: broadcast::Sender<Event>,
     control: broadcast::Sender<Control>,
+    /// The latest order creation time given out: creation times strictly increase, so order
+    /// history can be paged by time window (as a client must when `GET /orders` gives no
+    /// cursors) even when many orders are placed within one tick.
+    last_created: Option<DateTime<Utc>>,
 }
 
 fn broker_name(broker: &BrokerCode) -> &str {
@@ -185,7 +189,19 @@ impl State {
             tokens: HashMap::new(),
             events,
             control,
+            last_created: None,
         }
+    }
+
+    /// The creation time of an order created now: the clock's time, one microsecond after
+    /// the previous order's when several are created within one tick.
+    fn creation_time(&mut self) -> DateTime<Utc> {
+        let at = match self.last_created {
+            Some(last) if last >= self.now => last + chrono::Duration::microseconds(1),
+            _ => self.now,
+        };
+        self.last_created = Some(at);
+        at
     }
 
     fn id(&mut self, prefix: &str) -> String {

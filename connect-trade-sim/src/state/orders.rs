@@ -220,6 +220,7 @@ impl State {
         let new_id = self.id("ord");
         let seq = self.next_id;
         let now = self.now;
+        let created = self.creation_time();
         let old = &self.orders[idx];
         let qty = req.order_qty.unwrap_or_else(|| old.remaining());
         let mut wire = old.wire.clone();
@@ -234,7 +235,7 @@ impl State {
         wire.avg_fill_price = None;
         wire.status = OrderStatus::Pending;
         wire.broker_status = Some("received".to_string());
-        wire.created_at = Some(now);
+        wire.created_at = Some(created);
         wire.updated_at = Some(now);
         wire.replaced_by = None;
         let new = OrderRec {

@@ -3,12 +3,13 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use connect_trade::client::MarketDataToken;
 use connect_trade::{
     codes::{BrokerCode, ConnectionType, TokenScope, TransactionType},
     credentials::Secret,
     rest::types::{
         Connection, ConnectionAccount, ConnectionRequest, CreateConnectionRequest, CreatedUser,
-        MarketDataToken, Transaction, User, UserToken,
+        Transaction, User, UserToken,
     },
 };
 
@@ -90,7 +91,7 @@ impl State {
             },
         );
         Ok(CreatedUser {
-            user_id: user_id.to_string(),
+            user_id: Some(user_id.to_string()),
             user_secret: Secret::from(secret),
         })
     }
@@ -264,7 +265,7 @@ impl State {
         );
         let txn = self.id("txn");
         self.transactions.push(Transaction {
-            account_id: account_id.clone(),
+            account_id: Some(account_id.clone()),
             amount: Some(self.starting_cash),
             description: Some("Initial deposit of the paper account".to_string()),
             price: None,
@@ -272,7 +273,7 @@ impl State {
             settlement_date: Some(self.now.date_naive()),
             symbol: None,
             trade_date: Some(self.now.date_naive()),
-            transaction_id: txn,
+            transaction_id: Some(txn),
             type_: Some(TransactionType::Deposit),
         });
         let balance = self.balance(&account_id);
@@ -338,7 +339,7 @@ impl State {
             .map(|(i, o)| (o.wire.order_id.clone(), i))
             .collect();
         self.transactions
-            .retain(|t| !accounts.contains(&t.account_id));
+            .retain(|t| !t.account_id.as_ref().is_some_and(|a| accounts.contains(a)));
     }
 
     pub(crate) fn delete_connection(

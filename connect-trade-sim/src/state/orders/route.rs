@@ -44,13 +44,14 @@ impl State {
         } else {
             Decimal::from(100)
         };
+        let created = self.creation_time();
         let wire = Order {
             account_id: req.account_id.clone(),
             avg_fill_price: None,
             broker: Some(req.broker.clone()),
             broker_status: Some("received".to_string()),
             cl_order_id: Some(req.cl_order_id.clone()),
-            created_at: Some(self.now),
+            created_at: Some(created),
             filled_qty: Some(Decimal::ZERO),
             fills: Vec::new(),
             instrument: Some(instrument.clone()),
