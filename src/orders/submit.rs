@@ -43,9 +43,6 @@ use crate::{
 /// between this machine and the server.
 const LOOKUP_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// The page size of look-ups (the API's maximum).
-const LOOKUP_PAGE: u32 = 500;
-
 /// Midnight UTC of `now`'s day: the start of "today" for Connect Trade (a `cl_order_id` is
 /// unique per day; the day's orders are listed from here). The SDK's one such helper.
 pub(crate) fn midnight_utc(now: DateTime<Utc>) -> DateTime<Utc> {
@@ -90,7 +87,7 @@ pub async fn find_by_cl_order_id(
 }
 
 /// Every look-up of the guard goes through here, and through the SDK's one order-history
-/// pager. `symbol` narrows the query when known (`None` for a multi-leg order).
+/// pager ([`rest::Client::list_orders_all`]). `symbol` narrows the query when known (`None` for a multi-leg order).
 async fn look_up(
     client: &rest::Client,
     account_id: &str,
@@ -98,12 +95,12 @@ async fn look_up(
     symbol: Option<&str>,
     since: DateTime<Utc>,
 ) -> Result<Option<Order>> {
+    // The pager sets the page size and follows cursors or time windows itself.
     let orders = client.list_orders_all(|query| {
         let query = query
             .account_id(account_id)
             .status(OrderStatusFilter::All)
-            .start_time(since)
-            .limit(LOOKUP_PAGE);
+            .start_time(since);
         match symbol {
             Some(symbol) => query.symbols(symbol),
             None => query,
