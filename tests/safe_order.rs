@@ -95,7 +95,12 @@ async fn orders_with(sim: &Simulator, user: &PaperUser, cl: &str) -> Vec<Order> 
 fn answered(sim: &Simulator, operation: &str) -> usize {
     sim.responses()
         .iter()
-        .filter(|r| r.route.as_deref().map(|route| format!("{} {route}", r.method)) == Some(operation.to_string()))
+        .filter(|r| {
+            r.route
+                .as_deref()
+                .map(|route| format!("{} {route}", r.method))
+                == Some(operation.to_string())
+        })
         .count()
 }
 
@@ -160,7 +165,11 @@ async fn a_failure_before_acting_is_looked_up_then_sent_again_with_the_same_id()
             .unwrap();
         assert_eq!(order.cl_order_id.as_deref(), Some("cl-again"));
         assert_eq!(answered(&sim, PLACE), 2, "{fault:?}");
-        assert_eq!(answered(&sim, LIST), 1, "{fault:?}: looked up before the resend");
+        assert_eq!(
+            answered(&sim, LIST),
+            1,
+            "{fault:?}: looked up before the resend"
+        );
         assert_eq!(orders_with(&sim, &user, "cl-again").await.len(), 1);
     }
 }
@@ -168,11 +177,8 @@ async fn a_failure_before_acting_is_looked_up_then_sent_again_with_the_same_id()
 #[tokio::test]
 async fn a_rate_limit_is_waited_out_and_sent_again_without_a_look_up() {
     let (sim, user) = setup(fast(3), LONG_TIMEOUT).await;
-    sim.faults().fail_next_on(
-        PLACE,
-        1,
-        RestFault::rate_limited(Duration::from_secs(0)),
-    );
+    sim.faults()
+        .fail_next_on(PLACE, 1, RestFault::rate_limited(Duration::from_secs(0)));
     orders::place(&user.client, resting(&sim, &user, "cl-429"))
         .await
         .unwrap();
@@ -512,7 +518,10 @@ async fn any_sequence_of_faults_leaves_one_order_and_a_truthful_result() {
             }
             // An order exists: the error must not say otherwise.
             Err(e) if !existing.is_empty() => {
-                assert!(e.is_order_outcome_unknown(), "round {round}: {post:?} {list:?}: {e:?}")
+                assert!(
+                    e.is_order_outcome_unknown(),
+                    "round {round}: {post:?} {list:?}: {e:?}"
+                )
             }
             Err(_) => {}
         }

@@ -278,10 +278,10 @@ impl Faults {
     pub(crate) fn next_rest_fault(&self, operation: Option<&str>) -> Option<RestFault> {
         let call = self.inner.rest_calls.fetch_add(1, Ordering::Relaxed) + 1;
         let mut plan = self.rest();
-        if let Some((queue, always)) = operation.and_then(|op| plan.on.get_mut(op)) {
-            if let Some(fault) = queue.pop_front().or(*always) {
-                return Some(fault);
-            }
+        if let Some((queue, always)) = operation.and_then(|op| plan.on.get_mut(op))
+            && let Some(fault) = queue.pop_front().or(*always)
+        {
+            return Some(fault);
         }
         if let Some(fault) = plan.next.pop_front() {
             return Some(fault);

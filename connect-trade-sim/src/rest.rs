@@ -139,10 +139,16 @@ async fn faults_and_log(State(shared): S, request: Request, next: Next) -> Respo
                 None
             };
             match fault.answer {
-                FaultAnswer::Cut => (acted.unwrap_or_else(|| fault.to_error().into_response()), true),
+                FaultAnswer::Cut => (
+                    acted.unwrap_or_else(|| fault.to_error().into_response()),
+                    true,
+                ),
                 FaultAnswer::Never => {
                     shared.faults.hung().await;
-                    (acted.unwrap_or_else(|| fault.to_error().into_response()), false)
+                    (
+                        acted.unwrap_or_else(|| fault.to_error().into_response()),
+                        false,
+                    )
                 }
                 _ => (fault.to_error().into_response(), false),
             }
