@@ -50,7 +50,7 @@ pub enum Error {
     Transport(#[source] reqwest::Error),
 
     /// A response could not be decoded into the expected type.
-    #[error("could not decode the response ({source}); body starts with: {excerpt:?}")]
+    #[error("could not decode the response; body starts with: {excerpt:?}")]
     Decode {
         /// The start of the body.
         excerpt: String,

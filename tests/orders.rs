@@ -1092,3 +1092,79 @@ fn a_huge_input_gives_a_short_error() {
         .unwrap_err();
     short(err.to_string());
 }
+
+#[test]
+fn typed_errors_survive_question_mark_and_no_display_repeats_its_source() {
+    use connect_trade::stream::StreamError;
+    use std::error::Error as _;
+
+    // A symbol error stays a symbol error.
+    fn symbol() -> connect_trade::Result<OptionSymbol> {
+        Ok("TSLA251331C00437500".parse::<OptionSymbol>()?)
+    }
+    let symbol_error = symbol().unwrap_err();
+    assert!(matches!(symbol_error, Error::Symbol(ref e) if e.position() == Some(7)));
+
+    // A stream error stays a stream error, and the token error keeps the REST error.
+    let rest = Error::Api {
+        status: 404,
+        message: "no such connection".into(),
+        request_id: None,
+    };
+    let stream: Error = StreamError::from(rest).into();
+    match &stream {
+        Error::Stream(StreamError::Token { status, source, .. }) => {
+            assert_eq!(*status, Some(404));
+            assert_eq!(source.status(), Some(404));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut chain = Vec::new();
+    let mut next = stream.source();
+    while let Some(source) = next {
+        chain.push(source.to_string());
+        next = source.source();
+    }
+    assert!(
+        chain.iter().any(|e| e.contains("no such connection")),
+        "{chain:?}"
+    );
+
+    // An order error from a bad symbol: rule, then the symbol error as its source.
+    let order: Error = OrderBuilder::equity("msft", OrderSide::Buy)
+        .account("acc-1", BrokerCode::Alpaca)
+        .quantity(1)
+        .market()
+        .build()
+        .unwrap_err()
+        .into();
+    assert_eq!(order.order_rule(), Some(OrderRule::Symbol));
+
+    let decode = Error::Decode {
+        excerpt: "x".into(),
+        source: serde_json::from_str::<u8>("x").unwrap_err(),
+    };
+    let outcome = Error::OrderOutcomeUnknown {
+        action: connect_trade::error::OrderAction::Place,
+        cl_order_id: "cl-1".into(),
+        order_id: None,
+        last_error: Box::new(Error::Api {
+            status: 403,
+            message: "forbidden".into(),
+            request_id: None,
+        }),
+    };
+    for error in [&symbol_error, &stream, &order, &decode, &outcome] {
+        // Display says what happened; the cause is in source(), not repeated.
+        let mut level: &dyn std::error::Error = error;
+        while let Some(source) = level.source() {
+            assert!(
+                !level.to_string().contains(&source.to_string()),
+                "{level} repeats {source}"
+            );
+            level = source;
+        }
+    }
+    assert!(outcome.source().is_some());
+    assert!(outcome.may_have_reached_server());
+}
