@@ -130,6 +130,13 @@ pub struct Inner {
     user: Option<Arc<UserAuth>>,
 }
 
+impl Inner {
+    /// The retry policy the client was built with (for the order guard in `orders`).
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.shared.retry
+    }
+}
+
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inner")

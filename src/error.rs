@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::{
     client::{MUTATING_OPERATIONS, UndecodableSuccess},
     credentials::Secret,
+    orders::OrderError,
     rest::types,
+    stream::StreamError,
+    symbology::SymbolError,
 };
 
 /// Marker the request hook puts in front of the operation id when user credentials are
@@ -44,12 +47,13 @@ pub enum Error {
         request_id: Option<String>,
     },
 
-    /// The request did not complete in time.
-    #[error("request timed out: {0}")]
+    /// The request did not complete in time (the cause is the error's `source()`).
+    #[error("request timed out")]
     Timeout(#[source] reqwest::Error),
 
-    /// The connection failed (DNS, TCP, TLS, reset, body read).
-    #[error("transport error: {0}")]
+    /// The connection failed (DNS, TCP, TLS, reset, body read; the cause is the error's
+    /// `source()`).
+    #[error("transport error")]
     Transport(#[source] reqwest::Error),
 
     /// A response could not be decoded into the expected type.
@@ -110,6 +114,47 @@ pub enum Error {
     #[error("invalid request, not sent: {0}")]
     InvalidRequest(String),
 
+    /// An order (or a modification, or a cancel) broke a rule the SDK checks, and was not
+    /// sent. [`OrderError::rule`] says which rule; [`Error::order_rule`] reaches it from here.
+    #[error(transparent)]
+    Order(#[from] OrderError),
+
+    /// A symbol could not be read (see [`SymbolError::part`] and [`SymbolError::position`]).
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
+
+    /// **The order may or may not exist, and the SDK could not find out.**
+    ///
+    /// An attempt to place (modify, cancel) the order may have reached Connect Trade (its answer
+    /// was lost: a timeout, a cut connection, a 5xx), and looking the order up by its client
+    /// order id afterwards did not settle it (the look-up failed too, whatever its error:
+    /// 401, 403, 404, 429, 5xx, a cut connection; [`source`](std::error::Error::source) is
+    /// the last error met).
+    ///
+    /// What to do: look the order up later by this `cl_order_id`
+    /// ([`orders::find_by_cl_order_id`](crate::orders::find_by_cl_order_id), or the
+    /// brokerage stream), and send it again only **with the same `cl_order_id`** (Connect Trade
+    /// answers 409 to a repeat, and the SDK then returns the existing order). Never place it
+    /// again under a new `cl_order_id`: that can buy twice.
+    #[error(
+        "{action} order {cl_order_id:?}: the outcome is unknown (an attempt may have reached \
+         Connect Trade and looking the order up failed); look it up later by this cl_order_id \
+         and never send it again under a new one"
+    )]
+    OrderOutcomeUnknown {
+        /// What was being done.
+        action: OrderAction,
+        /// The key to look the order up by: the order's `cl_order_id` when placing and
+        /// cancelling (empty if the cancelled order had none), the `new_cl_order_id` when
+        /// modifying. At most 64 characters of it are kept.
+        cl_order_id: String,
+        /// The order acted on (modify and cancel), if any.
+        order_id: Option<String>,
+        /// The last error met (usually the look-up's).
+        #[source]
+        last_error: Box<Error>,
+    },
+
     /// A user-scoped operation was called on a client without user credentials; nothing was
     /// sent.
     #[error(
@@ -129,9 +174,32 @@ pub enum Error {
     #[error("protocol error: {0}")]
     Protocol(String),
 
-    /// A WebSocket stream failed.
-    #[error("stream error: {0}")]
-    Stream(String),
+    /// A WebSocket stream failed (see [`StreamError::is_terminal`]).
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+}
+
+/// What an order operation of [`orders`](crate::orders) was doing (in
+/// [`Error::OrderOutcomeUnknown`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OrderAction {
+    /// `POST /orders`.
+    Place,
+    /// `PATCH /accounts/{account_id}/orders/{order_id}`.
+    Modify,
+    /// `DELETE /accounts/{account_id}/orders/{order_id}`.
+    Cancel,
+}
+
+impl std::fmt::Display for OrderAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OrderAction::Place => "placing",
+            OrderAction::Modify => "modifying into",
+            OrderAction::Cancel => "cancelling",
+        })
+    }
 }
 
 fn request_id_suffix(request_id: &Option<String>) -> String {
@@ -222,11 +290,13 @@ impl Error {
     }
 
     /// Whether the request may have reached the server and taken effect even though no
-    /// answer came back (timeout, connection reset after sending, or a 5xx). An order whose
-    /// placement failed this way must be looked up before it is sent again.
+    /// answer came back (timeout, connection reset after sending, or a 5xx), or the outcome of
+    /// an order operation is unknown ([`Error::OrderOutcomeUnknown`]). False only when no
+    /// attempt could have taken effect. An order whose placement failed this way must be
+    /// looked up before it is sent again.
     pub fn may_have_reached_server(&self) -> bool {
         match self {
-            Error::Timeout(_) => true,
+            Error::Timeout(_) | Error::OrderOutcomeUnknown { .. } => true,
             Error::Transport(e) => !e.is_connect() && !e.is_builder(),
             Error::Api { status, .. } => *status >= 500,
             Error::Decode { .. } | Error::UnexpectedResponse { .. } | Error::Redirect { .. } => {
@@ -234,6 +304,32 @@ impl Error {
             }
             _ => false,
         }
+    }
+
+    /// The rule an order broke, when this is [`Error::Order`].
+    pub fn order_rule(&self) -> Option<crate::orders::OrderRule> {
+        match self {
+            Error::Order(error) => Some(error.rule()),
+            _ => None,
+        }
+    }
+
+    /// Whether this is [`Error::OrderOutcomeUnknown`]: the order may exist; look it up by its
+    /// client order id before doing anything else with it.
+    pub fn is_order_outcome_unknown(&self) -> bool {
+        matches!(self, Error::OrderOutcomeUnknown { .. })
+    }
+}
+
+/// At most this many characters of a caller's input are echoed in an error message.
+pub(crate) const ECHO_CHARS: usize = 64;
+
+/// `text` cut to `max` characters (with `…` when cut), so that a huge input cannot make a
+/// huge error message.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}… ({} bytes in all)", &text[..end], text.len()),
     }
 }
 

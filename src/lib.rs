@@ -8,7 +8,7 @@
 //!   timeouts, tracing) over the generated client.
 //! - [`codes`]: the API's codes as open enums that survive new values.
 //! - [`symbology`]: OCC option symbols and CQS equity symbols.
-//! - [`orders`]: validated order builders.
+//! - [`orders`]: validated order builders, and submission that never places an order twice.
 //! - [`stream`]: the brokerage and market data WebSocket streams.
 //!
 //! A local Connect Trade for tests and offline use is the companion crate `connect-trade-sim`.
@@ -27,7 +27,6 @@ pub mod oauth;
 pub mod orders;
 pub mod paging;
 pub mod portfolio;
-pub mod safe_order;
 pub mod stream;
 pub mod symbology;
 pub mod workflows;

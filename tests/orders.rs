@@ -253,7 +253,13 @@ fn rule_symbol() {
         .market();
     let err = lower.build().unwrap_err();
     assert_eq!(err.rule(), OrderRule::Symbol);
-    assert!(err.message().contains("did you mean MSFT"), "{err}");
+    // The symbol's own error is the source, and its text is not repeated.
+    let source = std::error::Error::source(&err).expect("the symbol error");
+    assert!(source.to_string().contains("did you mean MSFT"), "{source}");
+    assert!(!err.to_string().contains(&source.to_string()), "{err}");
+    let sdk_error = connect_trade::Error::from(err);
+    assert_eq!(sdk_error.order_rule(), Some(OrderRule::Symbol));
+    assert!(std::error::Error::source(&sdk_error).is_some());
 
     let option_as_equity = OrderBuilder::equity("TSLA251031C00437500", OrderSide::Buy)
         .account("acc-1", BrokerCode::Alpaca)
@@ -738,16 +744,20 @@ fn an_order_error_converts_into_the_sdk_error_naming_the_rule() {
     fn place() -> connect_trade::Result<PlaceOrderRequest> {
         Ok(msft().order_type(OrderType::Limit).build()?)
     }
-    match place().unwrap_err() {
-        Error::InvalidRequest(message) => {
-            assert!(message.contains("limit-price"), "{message}");
-            assert!(
-                message.contains("LMT orders need order_limit_price"),
-                "{message}"
-            );
-        }
+    let err = place().unwrap_err();
+    // The typed error survives `?`: its rule is still there.
+    assert_eq!(err.order_rule(), Some(OrderRule::LimitPrice));
+    match &err {
+        Error::Order(order_error) => assert_eq!(order_error.rule(), OrderRule::LimitPrice),
         other => panic!("{other:?}"),
     }
+    let message = err.to_string();
+    assert!(message.contains("limit-price"), "{message}");
+    assert!(
+        message.contains("LMT orders need order_limit_price"),
+        "{message}"
+    );
+    assert!(!err.may_have_reached_server());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -857,10 +867,7 @@ async fn send_places_the_built_order_and_a_rejected_one_never_leaves() {
     mock.assert_calls_async(2).await;
 
     let err = tsla().quantity("1.5").send(&user).await.unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidRequest(ref m) if m.contains("whole-contracts")),
-        "{err}"
-    );
+    assert!(err.order_rule() == Some(OrderRule::WholeContracts), "{err}");
     let err = user
         .place_order()
         .body(tsla().limit("0"))
@@ -1003,7 +1010,7 @@ async fn cancel_deletes_an_open_order_and_refuses_a_finished_one_without_sending
     mock.assert_calls_async(1).await;
     let err = orders::cancel(&user, &order("filled")).await.unwrap_err();
     assert!(
-        matches!(err, Error::InvalidRequest(ref m) if m.contains("order-not-open") && m.contains("filled")),
+        err.order_rule() == Some(OrderRule::OrderNotOpen) && err.to_string().contains("filled"),
         "{err}"
     );
     mock.assert_calls_async(1).await;
@@ -1043,4 +1050,125 @@ fn futures_and_newer_instruments_get_the_common_rules_only() {
         orders::validate(&limit_without_price).unwrap_err().rule(),
         OrderRule::LimitPrice
     );
+}
+
+#[test]
+fn a_huge_input_gives_a_short_error() {
+    // Input echoed in an error is cut short: a 1 MB id or symbol must not make a 1 MB message.
+    const MAX: usize = 1024;
+    let short = |text: String| {
+        assert!(text.len() < MAX, "{} bytes: {}…", text.len(), &text[..200]);
+    };
+    let huge = "A".repeat(1 << 20);
+    short(ClOrderId::new(huge.as_str()).unwrap_err().to_string());
+    short(ClOrderId::new(format!("{huge} ")).unwrap_err().to_string());
+    let err = msft().cl_order_id(&huge).build().unwrap_err();
+    assert_eq!(err.rule(), OrderRule::ClOrderId);
+    short(err.to_string());
+    short(Error::from(err).to_string());
+    for symbol in [
+        huge.clone(),
+        huge.to_lowercase(),
+        format!("{huge}251031C00437500"),
+    ] {
+        let err = OrderBuilder::equity(symbol.as_str(), OrderSide::Buy)
+            .account("acc-1", BrokerCode::Alpaca)
+            .quantity(1)
+            .market()
+            .build()
+            .unwrap_err();
+        short(err.to_string());
+        short(std::error::Error::source(&err).unwrap().to_string());
+        let err = symbol.parse::<OptionSymbol>().unwrap_err();
+        short(err.to_string());
+    }
+    let digits = "1".repeat(1 << 20);
+    let err = msft().limit(digits.as_str()).build().unwrap_err();
+    short(err.to_string());
+    let err = orders::modify(&order("working"))
+        .new_cl_order_id(&huge)
+        .quantity(1)
+        .build()
+        .unwrap_err();
+    short(err.to_string());
+}
+
+#[test]
+fn typed_errors_survive_question_mark_and_no_display_repeats_its_source() {
+    use connect_trade::stream::StreamError;
+    use std::error::Error as _;
+
+    // A symbol error stays a symbol error.
+    fn symbol() -> connect_trade::Result<OptionSymbol> {
+        Ok("TSLA251331C00437500".parse::<OptionSymbol>()?)
+    }
+    let symbol_error = symbol().unwrap_err();
+    assert!(matches!(symbol_error, Error::Symbol(ref e) if e.position() == Some(7)));
+
+    // A stream error stays a stream error, and the token error keeps the REST error.
+    let rest = Error::Api {
+        status: 404,
+        message: "no such connection".into(),
+        request_id: None,
+    };
+    let stream: Error = StreamError::from(rest).into();
+    match &stream {
+        Error::Stream(StreamError::Token { status, source, .. }) => {
+            assert_eq!(*status, Some(404));
+            assert_eq!(source.status(), Some(404));
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut chain = Vec::new();
+    let mut next = stream.source();
+    while let Some(source) = next {
+        chain.push(source.to_string());
+        next = source.source();
+    }
+    assert!(
+        chain.iter().any(|e| e.contains("no such connection")),
+        "{chain:?}"
+    );
+
+    // An order error from a bad symbol: rule, then the symbol error as its source.
+    let order: Error = OrderBuilder::equity("msft", OrderSide::Buy)
+        .account("acc-1", BrokerCode::Alpaca)
+        .quantity(1)
+        .market()
+        .build()
+        .unwrap_err()
+        .into();
+    assert_eq!(order.order_rule(), Some(OrderRule::Symbol));
+
+    let decode = Error::Decode {
+        operation: Some("place_order".into()),
+        status: Some(200),
+        path: "fills[0].price".into(),
+        message: "invalid type: integer `1`, expected a decimal string".into(),
+        excerpt: None,
+        body: connect_trade::Secret::from("{}".to_string()),
+    };
+    let outcome = Error::OrderOutcomeUnknown {
+        action: connect_trade::error::OrderAction::Place,
+        cl_order_id: "cl-1".into(),
+        order_id: None,
+        last_error: Box::new(Error::Api {
+            status: 403,
+            message: "forbidden".into(),
+            request_id: None,
+        }),
+    };
+    for error in [&symbol_error, &stream, &order, &decode, &outcome] {
+        // Display says what happened; the cause is in source(), not repeated.
+        let mut level: &dyn std::error::Error = error;
+        while let Some(source) = level.source() {
+            assert!(
+                !level.to_string().contains(&source.to_string()),
+                "{level} repeats {source}"
+            );
+            level = source;
+        }
+    }
+    assert!(outcome.source().is_some());
+    assert!(outcome.may_have_reached_server());
 }

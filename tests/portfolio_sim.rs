@@ -11,7 +11,6 @@ use connect_trade::{
     orders::OrderBuilder,
     portfolio::{Change, OrderScope, Portfolio, UserBook, fetch_orders, fetch_user_book},
     rest::types::{Balance, PlaceOrderRequest, Position},
-    safe_order::place_order_safely_with,
     stream::{Backoff, BrokerageStream, Overflow, StreamConfig, protocol::Topic},
     workflows,
 };
@@ -47,12 +46,7 @@ fn platform(sim: &Simulator) -> ConnectTrade {
     ConnectTrade::builder()
         .credentials(sim.credentials())
         .base_url(sim.rest_url())
-        .retry_policy(RetryPolicy {
-            max_retries: 3,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(10),
-            max_retry_after: Duration::from_secs(1),
-        })
+        .retry_policy(fast_retries())
         .build()
         .unwrap()
 }
@@ -249,7 +243,7 @@ async fn a_thousand_orders_with_partial_fills_and_ten_stream_drops_end_equal_to_
     for i in 0..1000 {
         let user = &paper[i % paper.len()];
         let request = market_buy(user, &format!("cl-{i:04}"), symbols[(i / 4) % 4], "5");
-        place_order_safely_with(&user.client, request, &fast_retries())
+        connect_trade::orders::place(&user.client, request)
             .await
             .unwrap();
         if i % 10 == 9 {
@@ -334,7 +328,7 @@ async fn placement_under_injected_rest_faults_makes_one_order_per_cl_order_id() 
         let status = if i % 2 == 0 { 500 } else { 503 };
         sim.faults().fail_next(1, RestFault::status(status));
         let request = market_buy(&user, &format!("f-{i}"), "AAPL", "1");
-        match place_order_safely_with(&user.client, request, &fast_retries()).await {
+        match connect_trade::orders::place(&user.client, request).await {
             Ok(order) => placed.push(order),
             Err(e) => assert!(e.may_have_reached_server(), "{e}"),
         }
@@ -380,7 +374,7 @@ async fn the_workflows_on_the_simulators_state() {
     // 5 shares against 3 of liquidity per tick: each order fills 3 now, 2 on the next tick.
     for i in 0..3 {
         let request = market_buy(&user, &format!("w-{i}"), ["F", "BAC", "F"][i], "5");
-        place_order_safely_with(&user.client, request, &fast_retries())
+        connect_trade::orders::place(&user.client, request)
             .await
             .unwrap();
     }

@@ -11,13 +11,13 @@ use chrono::{TimeZone, Utc};
 use connect_trade::{
     ConnectTrade,
     client::RetryPolicy,
-    codes::{OrderSide, OrderStatusFilter, OrderType},
+    codes::{OrderSide, OrderStatusFilter},
+    orders::place as place_order_safely,
     portfolio::{OrderScope, fetch_orders, fetch_user_book},
-    safe_order::place_order_safely,
 };
 use connect_trade_sim::{RestFault, Simulator, Wire};
 use futures::TryStreamExt;
-use support_sim::{assert_conforms, dec, order, platform};
+use support_sim::{assert_conforms, dec, equity, platform};
 
 const ORDERS: usize = 1_200;
 
@@ -71,15 +71,11 @@ async fn journey(wires: &[Wire]) {
     // 1,200 resting orders, far below the market so they stay open.
     let limit = (sim.price("F").unwrap() * dec("0.5")).round_dp(2);
     for i in 0..ORDERS {
-        let mut request = order(
-            &user,
-            &format!("j{i}"),
-            OrderSide::Buy,
-            OrderType::Limit,
-            "F",
-            "1",
-        );
-        request.order_limit_price = Some(limit);
+        let request = equity(&user, &format!("j{i}"), OrderSide::Buy, "F")
+            .quantity("1")
+            .limit(limit)
+            .build()
+            .expect("a valid limit order");
         user.client
             .place_order()
             .body(request)
@@ -90,8 +86,11 @@ async fn journey(wires: &[Wire]) {
 
     // Safe placement: a transient failure makes the SDK look the order up (through the
     // pager, past 1,200 orders) before sending again; the result is one order.
-    let mut safe = order(&user, "safe-1", OrderSide::Buy, OrderType::Limit, "F", "1");
-    safe.order_limit_price = Some(limit);
+    let safe = equity(&user, "safe-1", OrderSide::Buy, "F")
+        .quantity("1")
+        .limit(limit)
+        .build()
+        .expect("a valid limit order");
     sim.faults().fail_next(1, RestFault::status(503));
     let placed = place_order_safely(&user.client, safe.clone())
         .await

@@ -557,18 +557,28 @@ async fn a_failing_token_endpoint_fails_connect() {
         StreamError::Token {
             status,
             retryable,
-            message,
+            source,
         } => {
             assert_eq!(*status, Some(404));
             assert!(!retryable);
-            assert!(message.contains("no such connection"), "{message}");
+            // The REST error is kept, typed, as the source.
+            assert_eq!(source.status(), Some(404));
+            assert!(
+                source.to_string().contains("no such connection"),
+                "{source}"
+            );
+            let chained = std::error::Error::source(&error).expect("a source");
+            assert!(chained.to_string().contains("no such connection"));
         }
         other => panic!("expected a token error, got {other:?}"),
     }
     assert!(error.is_terminal());
     // It converts into the crate's error.
     let error: connect_trade::Error = error.into();
-    assert!(matches!(error, connect_trade::Error::Stream(_)));
+    assert!(matches!(
+        error,
+        connect_trade::Error::Stream(StreamError::Token { .. })
+    ));
 }
 
 #[tokio::test]

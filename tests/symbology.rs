@@ -311,7 +311,15 @@ fn a_symbol_error_converts_into_the_sdk_error() {
         Ok(text.parse::<OptionSymbol>()?)
     }
     let err = parse("TSLA251331C00437500").unwrap_err();
-    assert!(matches!(err, connect_trade::Error::InvalidRequest(ref m) if m.contains("month 13")));
+    // The typed error survives `?`, with its own checks.
+    match &err {
+        connect_trade::Error::Symbol(symbol) => {
+            assert_eq!(symbol.part(), SymbolPart::Expiry);
+            assert_eq!(symbol.position(), Some(7));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("month 13"), "{err}");
 }
 
 #[test]

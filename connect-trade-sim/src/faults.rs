@@ -1,7 +1,7 @@
 //! Fault injection: make the simulator misbehave on purpose, deterministically.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -13,13 +13,45 @@ use tokio::sync::{broadcast, watch};
 
 use crate::state::{ApiError, Control};
 
-/// A REST failure to inject: a status, and for 429 how long to ask the client to wait.
+/// A REST failure to inject: a status (for 429, how long to ask the client to wait), a cut
+/// connection or no answer at all; before the call is handled (nothing happens) or
+/// [after it](RestFault::after_acting) (the operation takes effect, then its answer is lost).
+///
+/// ```
+/// use connect_trade_sim::RestFault;
+///
+/// let lost = RestFault::status(503).after_acting(); // the order is placed, the client gets 503
+/// let cut = RestFault::cut().after_acting(); // placed, then the connection dies mid-answer
+/// let silent = RestFault::never().after_acting(); // placed, and no answer ever comes
+/// # let _ = (lost, cut, silent);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RestFault {
-    /// The HTTP status answered (429, 500, 502, 503, 504, …).
+    /// The HTTP status answered (429, 500, 502, 503, 504, …); for [`FaultAnswer::Never`],
+    /// the status answered if the hung call is released ([`Faults::release_hung`]).
     pub status: u16,
     /// The `Retry-After` header, in whole seconds, if any.
     pub retry_after: Option<Duration>,
+    /// Whether the call is handled first, so the operation takes effect before the fault
+    /// strikes (default `false`: nothing happens).
+    pub after_acting: bool,
+    /// How the answer fails.
+    pub answer: FaultAnswer,
+}
+
+/// How a [`RestFault`] answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultAnswer {
+    /// An error answer with the fault's status.
+    #[default]
+    Status,
+    /// The connection is cut mid-answer: the status line and part of the body are sent
+    /// (after acting: part of the real answer), then the connection dies.
+    Cut,
+    /// No answer: the call hangs until the client gives up (or the simulator stops, or
+    /// [`Faults::release_hung`]). After acting, a released call gets its real answer, late.
+    Never,
 }
 
 impl RestFault {
@@ -28,15 +60,40 @@ impl RestFault {
         RestFault {
             status,
             retry_after: None,
+            after_acting: false,
+            answer: FaultAnswer::Status,
         }
     }
 
     /// 429 Too Many Requests with `Retry-After: <seconds>`.
     pub fn rate_limited(retry_after: Duration) -> Self {
         RestFault {
-            status: 429,
             retry_after: Some(retry_after),
+            ..RestFault::status(429)
         }
+    }
+
+    /// The connection is cut mid-answer.
+    pub fn cut() -> Self {
+        RestFault {
+            answer: FaultAnswer::Cut,
+            ..RestFault::status(502)
+        }
+    }
+
+    /// No answer at all.
+    pub fn never() -> Self {
+        RestFault {
+            answer: FaultAnswer::Never,
+            ..RestFault::status(504)
+        }
+    }
+
+    /// The same fault, striking after the call was handled: the operation takes effect
+    /// (an order is placed, modified, cancelled) and then its answer is lost.
+    pub fn after_acting(mut self) -> Self {
+        self.after_acting = true;
+        self
     }
 
     pub(crate) fn to_error(self) -> ApiError {
@@ -55,6 +112,8 @@ impl RestFault {
 #[derive(Default)]
 struct RestPlan {
     next: VecDeque<RestFault>,
+    /// Per operation (`"POST /orders"`): queued faults, then a fault for every call.
+    on: HashMap<String, (VecDeque<RestFault>, Option<RestFault>)>,
     /// (k, fault, the call count when it was set).
     every: Option<(u64, RestFault, u64)>,
     share: Option<(f64, RestFault, fastrand::Rng)>,
@@ -66,13 +125,16 @@ pub(crate) struct FaultsInner {
     drop_every: AtomicU64,
     silent: watch::Sender<bool>,
     control: broadcast::Sender<Control>,
+    /// Bumped to release the calls a [`FaultAnswer::Never`] fault holds.
+    release: watch::Sender<u64>,
 }
 
 /// The simulator's fault switches, usable while it runs (`Simulator::faults()`); cheap to clone.
 ///
-/// REST faults apply to API calls (not the OAuth page), in this order: queued failures
-/// ([`fail_next`](Faults::fail_next)), then every k-th call, then a seeded share. Stream faults
-/// apply to both WebSockets.
+/// REST faults apply to API calls (not the OAuth page), in this order: faults aimed at the
+/// operation called ([`fail_next_on`](Faults::fail_next_on), then
+/// [`fail_all_on`](Faults::fail_all_on)), queued failures ([`fail_next`](Faults::fail_next)),
+/// then every k-th call, then a seeded share. Stream faults apply to both WebSockets.
 ///
 /// ```no_run
 /// # async fn demo() -> connect_trade::Result<()> {
@@ -110,6 +172,7 @@ impl Faults {
                 drop_every: AtomicU64::new(0),
                 silent: watch::Sender::new(false),
                 control,
+                release: watch::Sender::new(0),
             }),
         }
     }
@@ -136,6 +199,41 @@ impl Faults {
     pub fn fail_share(&self, share: f64, fault: RestFault, seed: u64) -> &Self {
         self.rest().share =
             (share > 0.0).then(|| (share.min(1.0), fault, fastrand::Rng::with_seed(seed)));
+        self
+    }
+
+    /// The next `count` calls of one operation fail with `fault`, whatever other calls do.
+    /// `operation` is the method and the spec's path: `"POST /orders"`, `"GET /orders"`,
+    /// `"PATCH /accounts/{account_id}/orders/{order_id}"`,
+    /// `"DELETE /accounts/{account_id}/orders/{order_id}"`, …
+    ///
+    /// ```no_run
+    /// # async fn demo(sim: connect_trade_sim::Simulator) {
+    /// use connect_trade_sim::RestFault;
+    ///
+    /// // The order is placed but its answer is lost; then every look-up is refused.
+    /// sim.faults()
+    ///     .fail_next_on("POST /orders", 1, RestFault::cut().after_acting())
+    ///     .fail_all_on("GET /orders", RestFault::status(403));
+    /// # }
+    /// ```
+    pub fn fail_next_on(&self, operation: &str, count: usize, fault: RestFault) -> &Self {
+        let mut plan = self.rest();
+        let (queue, _) = plan.on.entry(operation.to_string()).or_default();
+        queue.extend(std::iter::repeat_n(fault, count));
+        self
+    }
+
+    /// Every call of one operation (see [`fail_next_on`](Self::fail_next_on)) fails with
+    /// `fault` once its queued faults are used, until [`clear_rest`](Self::clear_rest).
+    pub fn fail_all_on(&self, operation: &str, fault: RestFault) -> &Self {
+        self.rest().on.entry(operation.to_string()).or_default().1 = Some(fault);
+        self
+    }
+
+    /// Releases the calls held by [`FaultAnswer::Never`] faults now (they answer: late).
+    pub fn release_hung(&self) -> &Self {
+        self.inner.release.send_modify(|n| *n += 1);
         self
     }
 
@@ -176,10 +274,15 @@ impl Faults {
         self
     }
 
-    /// The fault for the REST call being made now, if any.
-    pub(crate) fn next_rest_fault(&self) -> Option<RestFault> {
+    /// The fault for the REST call of `operation` (`"POST /orders"`) being made now, if any.
+    pub(crate) fn next_rest_fault(&self, operation: Option<&str>) -> Option<RestFault> {
         let call = self.inner.rest_calls.fetch_add(1, Ordering::Relaxed) + 1;
         let mut plan = self.rest();
+        if let Some((queue, always)) = operation.and_then(|op| plan.on.get_mut(op))
+            && let Some(fault) = queue.pop_front().or(*always)
+        {
+            return Some(fault);
+        }
         if let Some(fault) = plan.next.pop_front() {
             return Some(fault);
         }
@@ -195,6 +298,12 @@ impl Faults {
             return Some(*fault);
         }
         None
+    }
+
+    /// Waits until hung calls are released ([`Faults::release_hung`]).
+    pub(crate) async fn hung(&self) {
+        let mut release = self.inner.release.subscribe();
+        let _ = release.changed().await;
     }
 
     pub(crate) fn drop_every(&self) -> u64 {

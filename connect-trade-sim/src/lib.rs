@@ -53,7 +53,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-pub use faults::{Faults, RestFault};
+pub use faults::{FaultAnswer, Faults, RestFault};
 pub use wire::{UnknownWire, Wire};
 
 use connect_trade::{
@@ -673,6 +673,7 @@ impl Simulator {
     /// Stops the servers and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.shared.faults.release_hung();
         for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
@@ -682,6 +683,7 @@ impl Simulator {
 impl Drop for Simulator {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        self.shared.faults.release_hung();
         for task in &self.tasks {
             task.abort();
         }

@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    RecordedResponse, Shared, Wire,
+    FaultAnswer, RecordedResponse, Shared, Wire,
     state::{ApiError, ApiResult, Authorize},
 };
 use connect_trade::{
@@ -188,11 +188,34 @@ async fn faults_and_log(State(shared): S, request: Request, next: Next) -> Respo
     let fault = if path.starts_with("/oauth/") {
         None
     } else {
-        shared.faults.next_rest_fault()
+        let operation = route.as_ref().map(|route| format!("{method} {route}"));
+        shared.faults.next_rest_fault(operation.as_deref())
     };
-    let response = match fault {
-        Some(fault) => fault.to_error().into_response(),
-        None => next.run(request).await,
+    // The answer, and whether the connection is cut in the middle of it.
+    let (response, cut) = match fault {
+        None => (next.run(request).await, false),
+        Some(fault) => {
+            // After acting, the operation takes effect whatever happens to its answer.
+            let acted = if fault.after_acting {
+                Some(next.run(request).await)
+            } else {
+                None
+            };
+            match fault.answer {
+                FaultAnswer::Cut => (
+                    acted.unwrap_or_else(|| fault.to_error().into_response()),
+                    true,
+                ),
+                FaultAnswer::Never => {
+                    shared.faults.hung().await;
+                    (
+                        acted.unwrap_or_else(|| fault.to_error().into_response()),
+                        false,
+                    )
+                }
+                _ => (fault.to_error().into_response(), false),
+            }
+        }
     };
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, 64 << 20)
@@ -205,6 +228,17 @@ async fn faults_and_log(State(shared): S, request: Request, next: Next) -> Respo
         status: parts.status.as_u16(),
         body: serde_json::from_slice(&bytes).ok(),
     });
+    if cut {
+        // Half the body, then the connection dies (no end of the chunked body).
+        let half = bytes.slice(..bytes.len() / 2);
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(half),
+            Err(std::io::Error::other("connection cut by the simulator")),
+        ];
+        let mut parts = parts;
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)));
+    }
     Response::from_parts(parts, Body::from(bytes))
 }
 

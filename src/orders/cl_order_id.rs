@@ -85,8 +85,9 @@ impl ClOrderId {
             return Err(OrderError::new(
                 OrderRule::ClOrderId,
                 format!(
-                    "client order id {id:?}: {c:?} at character {} is not allowed; use ASCII \
+                    "client order id {:?}: {c:?} at character {} is not allowed; use ASCII \
                      letters, digits and '-'",
+                    crate::error::clip(&id, crate::error::ECHO_CHARS),
                     i + 1
                 ),
             ));
@@ -95,7 +96,8 @@ impl ClOrderId {
             return Err(OrderError::new(
                 OrderRule::ClOrderId,
                 format!(
-                    "client order id {id:?} has {} characters; at most {}",
+                    "client order id {:?} has {} characters; at most {}",
+                    crate::error::clip(&id, crate::error::ECHO_CHARS),
                     id.len(),
                     Self::MAX_LEN
                 ),

@@ -101,7 +101,9 @@ impl fmt::Display for OrderRule {
 
 /// An order (or a modification) that breaks a rule and was not sent.
 ///
-/// Converts into [`crate::Error::InvalidRequest`] with `?`.
+/// Converts into [`crate::Error::Order`] with `?`, where [`crate::Error::order_rule`] still
+/// gives the rule. A symbol that could not be read keeps its [`SymbolError`] as the
+/// [`source`](std::error::Error::source).
 ///
 /// ```
 /// use connect_trade::codes::{BrokerCode, OrderSide};
@@ -121,14 +123,22 @@ impl fmt::Display for OrderRule {
 pub struct OrderError {
     rule: OrderRule,
     message: String,
+    source: Option<SymbolError>,
 }
 
+/// At most this many characters of a message are kept (messages may quote the caller's
+/// input).
+const MESSAGE_CHARS: usize = 400;
+
 impl OrderError {
-    /// An error for `rule` with a message saying what is wrong and what to do.
+    /// An error for `rule` with a message saying what is wrong and what to do (at most 400
+    /// characters of it are kept).
     pub fn new(rule: OrderRule, message: impl Into<String>) -> Self {
+        let message = message.into();
         OrderError {
             rule,
-            message: message.into(),
+            message: crate::error::clip(&message, MESSAGE_CHARS),
+            source: None,
         }
     }
 
@@ -149,22 +159,35 @@ impl fmt::Display for OrderError {
     }
 }
 
-impl std::error::Error for OrderError {}
+impl std::error::Error for OrderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<SymbolError> for OrderError {
+    /// The `symbol` rule, with the symbol error as the source (its text is not repeated).
     fn from(error: SymbolError) -> Self {
-        OrderError::new(OrderRule::Symbol, error.to_string())
+        OrderError {
+            rule: OrderRule::Symbol,
+            message: match error.part() {
+                crate::symbology::SymbolPart::Whole => {
+                    format!("the {} symbol is not valid", error.kind())
+                }
+                part => format!(
+                    "the {} symbol is not valid: its {part} is wrong",
+                    error.kind()
+                ),
+            },
+            source: Some(error),
+        }
     }
 }
 
 impl From<std::convert::Infallible> for OrderError {
     fn from(never: std::convert::Infallible) -> Self {
         match never {}
-    }
-}
-
-impl From<OrderError> for crate::Error {
-    fn from(error: OrderError) -> Self {
-        crate::Error::InvalidRequest(error.to_string())
     }
 }

@@ -1,12 +1,27 @@
-//! Order builders that validate an order before it is sent.
+//! Orders: building, checking and submitting them, in one module.
 //!
 //! An order the broker would reject is cheaper to catch in your program, with a message that
 //! says what is wrong, than after a round trip. [`OrderBuilder`] produces the generated
-//! [`rest::types::PlaceOrderRequest`] after checking every rule
+//! [`crate::rest::types::PlaceOrderRequest`] after checking every rule
 //! the SDK knows ([`validate`]); [`Strategy`] builds coherent multi-leg option orders;
 //! [`modify`] and [`cancel`] act on placed orders; [`ClOrderId`] makes client order ids.
 //! A rejected order is an [`OrderError`] that names the [`OrderRule`] it broke, and converts
-//! into [`crate::Error`] with `?`.
+//! into [`crate::Error::Order`] with `?`.
+//!
+//! Every operation here is a function (or a builder's method) that takes the client as its
+//! argument: `builder.send(&user)`, `orders::cancel(&user, &order)`.
+//!
+//! # Submitting: never twice
+//!
+//! [`OrderBuilder::send`], [`ModifyBuilder::send`] and [`cancel`] (and [`place`], for a
+//! request written by hand) are guarded: every attempt carries the same `cl_order_id`
+//! (`new_cl_order_id` for a modification); after an attempt that may have reached the server
+//! the order is looked up by that id before anything is sent again; a 409 returns the
+//! existing order. When an attempt may have reached the server and the SDK could not find out
+//! whether it took effect, the error is [`crate::Error::OrderOutcomeUnknown`]: look the order
+//! up later ([`find_by_cl_order_id`]) and never place it again under a new `cl_order_id`.
+//! [`OrderBuilder::send_once`] and [`ModifyBuilder::send_once`] are the deliberately
+//! unguarded single request.
 //!
 //! # Placing orders
 //!
@@ -18,13 +33,13 @@
 //! use connect_trade::codes::{BrokerCode, OrderSide, TimeInForce};
 //! use connect_trade::orders::OrderBuilder;
 //!
-//! let order = OrderBuilder::equity("MSFT", OrderSide::Buy)
+//! let placed = OrderBuilder::equity("MSFT", OrderSide::Buy)
 //!     .account(account_id, BrokerCode::Alpaca)
 //!     .quantity(1)
 //!     .market()
 //!     .time_in_force(TimeInForce::Day)
-//!     .build()?;
-//! let placed = user.place_order().body(order).send().await?.into_inner();
+//!     .send(user) // checked, then placed at most once
+//!     .await?;
 //! println!("{} is {}", placed.order_id, placed.status);
 //! # Ok(()) }
 //! ```
@@ -42,7 +57,7 @@
 //!     .quantity(1)
 //!     .limit("13.50")
 //!     .time_in_force(TimeInForce::Gtc)
-//!     .send(user) // build, then place_order
+//!     .send(user) // build, then place it (guarded)
 //!     .await?;
 //! # Ok(()) }
 //! ```
@@ -87,16 +102,20 @@ mod cl_order_id;
 mod error;
 mod modify;
 mod strategy;
+mod submit;
 
 use rust_decimal::Decimal;
 
 pub use builder::{MAX_DECIMALS, OrderBuilder, validate};
 pub use cl_order_id::{ClOrderId, ClOrderIdGenerator};
 pub use error::{OrderError, OrderRule};
-pub use modify::{ModifyBuilder, cancel, modify};
+pub use modify::{ModifyBuilder, modify};
 pub use strategy::{Leg, LegAction, MAX_LEGS, MIN_LEGS, Strategy, StrategyKind};
+pub(crate) use submit::midnight_utc;
+pub use submit::{cancel, find_by_cl_order_id, place};
 
-use crate::rest::{self, types::PlaceOrderRequest};
+use crate::rest::types::PlaceOrderRequest;
+use modify::not_open;
 
 /// A number the builders accept: a [`Decimal`], an integer, or decimal text (`"13.50"`,
 /// whose decimals are kept on the wire). Floating-point numbers are deliberately not
@@ -135,7 +154,10 @@ impl IntoDecimal for &str {
         Decimal::from_str_exact(self).map_err(|e| {
             OrderError::new(
                 OrderRule::Number,
-                format!("{field} {self:?} is not a decimal number ({e})"),
+                format!(
+                    "{field} {:?} is not a decimal number ({e})",
+                    crate::error::clip(self, crate::error::ECHO_CHARS)
+                ),
             )
         })
     }
@@ -159,20 +181,5 @@ impl TryFrom<OrderBuilder> for PlaceOrderRequest {
     /// [`OrderBuilder::build`], so a builder can be passed to `place_order().body(..)`.
     fn try_from(builder: OrderBuilder) -> Result<Self, Self::Error> {
         builder.build()
-    }
-}
-
-impl OrderBuilder {
-    /// Builds the order and places it (`POST /orders`); returns the order as the server
-    /// reports it.
-    ///
-    /// The POST is not retried by the client. If it fails in a way that may have reached the
-    /// server ([`crate::Error::may_have_reached_server`]), look the order up by its
-    /// `cl_order_id` before placing it again, or place it again with the same `cl_order_id`
-    /// (build with [`OrderBuilder::cl_order_id`]) so that Connect Trade can recognise the
-    /// repeat.
-    pub async fn send(self, client: &rest::Client) -> crate::Result<rest::types::Order> {
-        let body = self.build()?;
-        Ok(client.place_order().body(body).send().await?.into_inner())
     }
 }

@@ -1,4 +1,4 @@
-//! Modifying and cancelling orders that were placed.
+//! Modifying orders that were placed (sending: see `submit`).
 
 use rust_decimal::Decimal;
 
@@ -8,10 +8,7 @@ use super::{
 };
 use crate::{
     codes::{BrokerCode, Instrument, OrderStatus, OrderType},
-    rest::{
-        self,
-        types::{ModifyOrderRequest, Order},
-    },
+    rest::types::{ModifyOrderRequest, Order},
 };
 
 /// Starts a modification of `order` (as `get_order`, `list_orders` or a stream returned it).
@@ -50,8 +47,8 @@ pub fn modify(order: &Order) -> ModifyBuilder {
 #[derive(Clone, Debug)]
 #[must_use = "a modification does nothing until `build` or `send` is called"]
 pub struct ModifyBuilder {
-    account_id: String,
-    order_id: String,
+    pub(super) account_id: String,
+    pub(super) order_id: String,
     broker: Option<BrokerCode>,
     status: OrderStatus,
     order_type: Option<OrderType>,
@@ -214,28 +211,9 @@ impl ModifyBuilder {
             stop_price,
         })
     }
-
-    /// Checks the modification and sends it; returns the new order.
-    ///
-    /// A PATCH is not retried by the client: if this fails in a way that may have reached
-    /// the server ([`crate::Error::may_have_reached_server`]), look the order up before
-    /// trying again.
-    pub async fn send(self, client: &rest::Client) -> crate::Result<Order> {
-        let account_id = self.account_id.clone();
-        let order_id = self.order_id.clone();
-        let body = self.build()?;
-        let response = client
-            .modify_order()
-            .account_id(account_id)
-            .order_id(order_id)
-            .body(body)
-            .send()
-            .await?;
-        Ok(response.into_inner())
-    }
 }
 
-fn not_open(order_id: &str, status: &OrderStatus, what: &str) -> OrderError {
+pub(super) fn not_open(order_id: &str, status: &OrderStatus, what: &str) -> OrderError {
     OrderError::new(
         OrderRule::OrderNotOpen,
         format!(
@@ -243,30 +221,4 @@ fn not_open(order_id: &str, status: &OrderStatus, what: &str) -> OrderError {
              you think it is still open)"
         ),
     )
-}
-
-/// Cancels an open order: `DELETE /accounts/{account_id}/orders/{order_id}`.
-///
-/// An order whose status is final (filled, cancelled, rejected, expired, replaced) is not
-/// sent: the result is [`crate::Error::InvalidRequest`] naming the `order-not-open` rule.
-/// The cancel is retried on transport errors and 429/502/503/504 like any DELETE, which is
-/// safe: cancelling twice cancels once.
-///
-/// ```no_run
-/// # async fn demo(user: &connect_trade::UserClient, order: connect_trade::rest::types::Order)
-/// # -> connect_trade::Result<()> {
-/// connect_trade::orders::cancel(user, &order).await?;
-/// # Ok(()) }
-/// ```
-pub async fn cancel(client: &rest::Client, order: &Order) -> crate::Result<()> {
-    if order.status.is_terminal() {
-        return Err(not_open(&order.order_id, &order.status, "cancelled").into());
-    }
-    client
-        .cancel_order()
-        .account_id(order.account_id.as_str())
-        .order_id(order.order_id.as_str())
-        .send()
-        .await?;
-    Ok(())
 }

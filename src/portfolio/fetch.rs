@@ -29,13 +29,7 @@ impl Default for OrderScope {
     }
 }
 
-/// Midnight UTC of `now`'s day.
-pub(crate) fn midnight_utc(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|n| n.and_utc())
-        .unwrap_or(now)
-}
+pub(crate) use crate::orders::midnight_utc;
 
 /// Every order matching `status` created at or after `since`, through the one order-history
 /// pager (cursors when the server gives them, time windows otherwise; each order once).

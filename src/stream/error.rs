@@ -1,6 +1,6 @@
 //! What can go wrong on a stream.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use super::protocol::{ErrorCode, StreamErrorMessage};
 
@@ -11,7 +11,7 @@ use super::protocol::{ErrorCode, StreamErrorMessage};
 /// reported as `Error` events (a frame that could not be decoded, an `error` message from
 /// the server) or as the reason of a `ConnectionEvent::Reconnecting`, and the stream goes on.
 ///
-/// Converts into [`crate::Error::Stream`] with `?`.
+/// Converts into [`crate::Error::Stream`] with `?` (the error itself, not its text).
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StreamError {
@@ -52,11 +52,12 @@ pub enum StreamError {
         message: String,
     },
 
-    /// `GET /connections/{connection_id}/token` failed. Terminal unless `retryable`.
-    #[error("could not get a market data token: {message}")]
+    /// `GET /connections/{connection_id}/token` failed. Terminal unless `retryable`. The REST
+    /// error is the [`source`](std::error::Error::source).
+    #[error("could not get a market data token")]
     Token {
-        /// What went wrong.
-        message: String,
+        /// The REST error.
+        source: Arc<crate::Error>,
         /// The HTTP status, if the server answered.
         status: Option<u16>,
         /// Whether trying again later may succeed (transport failure, 429, 5xx).
@@ -154,14 +155,8 @@ impl StreamError {
         StreamError::Token {
             status: error.status(),
             retryable: error.is_retryable(),
-            message: error.to_string(),
+            source: Arc::new(error),
         }
-    }
-}
-
-impl From<StreamError> for crate::Error {
-    fn from(error: StreamError) -> Self {
-        crate::Error::Stream(error.to_string())
     }
 }
 

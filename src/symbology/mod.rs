@@ -118,7 +118,8 @@ impl SymbolError {
             input: quoted,
             part,
             position,
-            reason: reason.into(),
+            // A reason may quote the input (a root, a hint): keep it short too.
+            reason: crate::error::clip(&reason.into(), 4 * QUOTED_INPUT_CHARS),
         }
     }
 
@@ -172,12 +173,6 @@ impl fmt::Display for SymbolError {
 }
 
 impl std::error::Error for SymbolError {}
-
-impl From<SymbolError> for crate::Error {
-    fn from(error: SymbolError) -> Self {
-        crate::Error::InvalidRequest(error.to_string())
-    }
-}
 
 /// Checks what both kinds of symbols require of the text as a whole: not empty, no
 /// surrounding whitespace, ASCII only. Returns the bytes (one per character).
