@@ -69,7 +69,7 @@ pub enum StreamError {
     TokenRenewal,
 
     /// The server sent an `error` message that does not end the stream.
-    #[error("the server reported {}: {}", .0.code, .0.message)]
+    #[error("the server reported {}", describe(.0))]
     Server(StreamErrorMessage),
 
     /// A frame could not be decoded. The frame is skipped and the stream goes on.
@@ -150,11 +150,23 @@ impl StreamError {
         }
     }
 
+    /// A failure of the token request. Its text never quotes the response body: the body of
+    /// `GET /connections/{connection_id}/token` is the token, and this error travels on into
+    /// `Reconnecting` reasons and logs.
     pub(crate) fn token(error: crate::Error) -> StreamError {
+        let message = match &error {
+            crate::Error::Decode { .. } => "the token response could not be decoded (its body \
+                is not shown: it holds the token)"
+                .to_string(),
+            crate::Error::UnexpectedResponse { status, .. } => {
+                format!("unexpected response status {status} (its body is not shown)")
+            }
+            other => other.to_string(),
+        };
         StreamError::Token {
             status: error.status(),
             retryable: error.is_retryable(),
-            message: error.to_string(),
+            message,
         }
     }
 }
@@ -174,6 +186,28 @@ impl From<crate::Error> for StreamError {
             other => StreamError::token(other),
         }
     }
+}
+
+fn describe(error: &StreamErrorMessage) -> String {
+    if error.code.as_str().is_empty() {
+        error.message.clone()
+    } else {
+        format!("{}: {}", error.code, error.message)
+    }
+}
+
+/// Whether an `error` answering `authenticate` refuses it (terminal): anything but a failure
+/// on the server's side (`internal`) or its own timeout.
+pub(crate) fn refuses_authentication(error: &StreamErrorMessage) -> bool {
+    !matches!(error.code, ErrorCode::Internal | ErrorCode::AuthTimeout)
+}
+
+/// Whether an `error` (without a `request_id` of ours) answers a subscribe frame: the
+/// request was refused (`invalid_request`, or no code at all). Other codes are reported and
+/// refuse nothing.
+pub(crate) fn refuses_request(error: &StreamErrorMessage) -> bool {
+    error.request_id.is_none()
+        && (error.code == ErrorCode::InvalidRequest || error.code.as_str().is_empty())
 }
 
 /// At most this many characters of an undecodable frame are kept.
