@@ -143,7 +143,11 @@ async fn the_brokerage_stream_reconnects_and_keeps_its_topics() {
             _ => {}
         }
     }
-    assert_eq!(topics.len(), 2, "both topics replayed and answered before Reconnected");
+    assert_eq!(
+        topics.len(),
+        2,
+        "both topics replayed and answered before Reconnected"
+    );
     alice
         .client
         .place_order()

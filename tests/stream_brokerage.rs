@@ -164,7 +164,10 @@ async fn handshake_waits_for_welcome_then_authenticates_then_subscribes() {
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Connected)
     ));
-    assert_eq!(stream.subscriptions(), vec![Topic::Orders, Topic::Positions]);
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Topic::Orders, Topic::Positions]
+    );
 
     // Live changes go out at once, and the subscription set follows at once.
     stream.subscribe([Topic::Balances]).unwrap();
@@ -200,7 +203,10 @@ async fn without_a_welcome_the_client_authenticates_after_the_grace_period() {
     conn.send_json(json!({"type": "authenticated"})).await;
     let mut stream = within("connect()", connecting).await.unwrap().unwrap();
     serve_subscribes(&mut conn, 1).await;
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Connected)
@@ -225,7 +231,10 @@ async fn the_first_update_proves_the_authentication() {
     let mut stream = within("connect()", connecting).await.unwrap().unwrap();
     serve_subscribes(&mut conn, 1).await;
     assert_eq!(order_sequence(&next(&mut stream).await), 1);
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Connected)
@@ -323,7 +332,10 @@ async fn an_unanswered_authentication_is_accepted_after_a_quiet_grace_period() {
     assert_eq!(conn.welcome().await["action"], "authenticate");
     let mut stream = within("connect()", connecting).await.unwrap().unwrap();
     serve_subscribes(&mut conn, 1).await;
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Connected)
@@ -352,7 +364,10 @@ async fn an_unanswered_authentication_is_accepted_after_a_quiet_grace_period() {
     let mut conn = server.accept().await;
     conn.handshake().await;
     assert_eq!(serve_subscribes(&mut conn, 1).await, ["orders"]);
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })
@@ -397,7 +412,10 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
     }
     conn.send_json(json!({"type": "subscribed", "topics": ["orders", "positions", "balances"]}))
         .await;
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
 
     for round in 0..6u64 {
         let frames = (0..3).map(|i| order_frame(round * 10 + i).to_string());
@@ -436,7 +454,10 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
             "round {round}: subscriptions replayed"
         );
         for _ in 0..3 {
-            assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+            assert!(matches!(
+                next(&mut stream).await,
+                BrokerageEvent::Subscribed { .. }
+            ));
         }
         assert!(matches!(
             next(&mut stream).await,
@@ -450,10 +471,7 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
     drop(conn);
     conn = server.accept().await;
     conn.handshake().await;
-    assert_eq!(
-        serve_subscribes(&mut conn, 2).await,
-        ["orders", "balances"]
-    );
+    assert_eq!(serve_subscribes(&mut conn, 2).await, ["orders", "balances"]);
 }
 
 /// Answers subscribe frames as a server that refuses the topic `news`: the whole frame is
@@ -523,9 +541,15 @@ async fn a_refused_topic_leaves_the_set_and_does_not_take_the_others_across_a_re
     conn.send_json(order_frame(1)).await;
     serve_refusing_news(&mut conn, 1, &mut subscribed).await;
     assert_eq!(subscribed, ["orders", "balances"]);
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert_eq!(order_sequence(&next(&mut stream).await), 1);
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })
@@ -550,7 +574,10 @@ async fn a_silent_server_is_replaced_and_pings_restart() {
     let mut conn = server.accept().await;
     conn.handshake().await;
     serve_subscribes(&mut conn, 1).await;
-    assert!(matches!(next(&mut stream).await, BrokerageEvent::Subscribed { .. }));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })

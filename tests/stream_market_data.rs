@@ -733,7 +733,11 @@ async fn answer(conn: &mut Conn, frame: &Value, bad: &[&str], name_them: bool) {
 
 /// Answers the client's frames (refusing `bad`, named) while reading its events, until it is
 /// (re)connected; returns the refused symbols it reported.
-async fn serve_until_up(conn: &mut Conn, stream: &mut MarketDataStream, bad: &[&str]) -> Vec<String> {
+async fn serve_until_up(
+    conn: &mut Conn,
+    stream: &mut MarketDataStream,
+    bad: &[&str],
+) -> Vec<String> {
     let mut refused = Vec::new();
     loop {
         tokio::select! {
@@ -774,7 +778,10 @@ async fn a_refused_symbol_among_100_good_ones_leaves_the_set_and_the_100_survive
     let mut stream = within("connect()", connecting).await.unwrap().unwrap();
     let refused = serve_until_up(&mut conn, &mut stream, &["BAD"]).await;
     assert_eq!(refused, ["BAD"], "the consumer is told");
-    assert_eq!(stream.subscriptions(), vec![Subscription::quotes(good.clone())]);
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Subscription::quotes(good.clone())]
+    );
 
     drop(conn);
     assert!(matches!(
@@ -823,7 +830,10 @@ async fn a_refused_frame_is_sent_again_without_the_symbols_its_error_names() {
         MarketDataEvent::Subscribed(subscription) => assert_eq!(subscription.symbols.len(), 99),
         other => panic!("expected the 99, got {other:?}"),
     }
-    assert_eq!(stream.subscriptions(), vec![Subscription::quotes(symbols(99))]);
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Subscription::quotes(symbols(99))]
+    );
 }
 
 #[tokio::test]
@@ -859,7 +869,10 @@ async fn a_refused_frame_whose_error_names_nothing_is_split_until_the_bad_symbol
     // together and answered in order).
     confirmed.sort();
     assert_eq!(confirmed, symbols(99));
-    assert_eq!(stream.subscriptions(), vec![Subscription::quotes(symbols(99))]);
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Subscription::quotes(symbols(99))]
+    );
     stream.close().await;
     let frames = within("server", server_side).await.unwrap();
     assert!(frames <= 1 + 2 * 7, "{frames} frames for 100 symbols");

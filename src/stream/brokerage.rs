@@ -99,7 +99,9 @@ struct Topics(Arc<Mutex<BTreeSet<Topic>>>);
 impl Topics {
     fn lock(&self) -> MutexGuard<'_, BTreeSet<Topic>> {
         // Every change is a single insert or remove: a poisoned lock is still consistent.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -169,10 +171,7 @@ impl BrokerageProtocol {
     }
 }
 
-fn error_end(
-    error: StreamErrorMessage,
-    authenticating: bool,
-) -> Result<End, StreamErrorMessage> {
+fn error_end(error: StreamErrorMessage, authenticating: bool) -> Result<End, StreamErrorMessage> {
     match classify(&error) {
         ErrorClass::AuthRejected => Ok(End::Terminal(StreamError::AuthRejected {
             code: error.code,
@@ -206,7 +205,11 @@ impl Protocol for BrokerageProtocol {
         }))
     }
 
-    fn handshake(&mut self, message: BrokerageMessage, authenticating: bool) -> Step<BrokerageMessage> {
+    fn handshake(
+        &mut self,
+        message: BrokerageMessage,
+        authenticating: bool,
+    ) -> Step<BrokerageMessage> {
         match message {
             BrokerageMessage::Welcome { .. } => Step::Welcome,
             BrokerageMessage::Authenticated {} => Step::Authenticated,

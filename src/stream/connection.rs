@@ -737,7 +737,9 @@ async fn await_step<P: Protocol>(
                 let (code, reason) = close_parts(frame.as_ref());
                 if authenticating && code == Some(u16::from(CloseCode::Policy)) {
                     return Err(End::Terminal(StreamError::AuthRejected {
-                        code: super::protocol::ErrorCode::from(code.unwrap_or(0).to_string().as_str()),
+                        code: super::protocol::ErrorCode::from(
+                            code.unwrap_or(0).to_string().as_str(),
+                        ),
                         message: reason.to_string(),
                     }));
                 }

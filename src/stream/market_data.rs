@@ -250,7 +250,9 @@ impl Desired {
     fn lock(&self) -> MutexGuard<'_, Wanted> {
         // Every change is a few inserts or removes of whole entries: a poisoned lock is
         // still consistent.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn insert(&self, subscription: &Subscription) {
