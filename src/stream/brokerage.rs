@@ -124,6 +124,8 @@ struct BrokerageProtocol {
 impl BrokerageProtocol {
     /// One frame per topic: a topic the server refuses cannot take others with it.
     fn push(&mut self, subscribe: bool, topic: Topic, frames: &mut Vec<String>) {
+        // A server that never answers must not make this grow without end.
+        self.forget_stale();
         let topics = vec![topic.clone()];
         frames.push(encode(&if subscribe {
             BrokerageRequest::Subscribe { topics }
@@ -156,15 +158,19 @@ impl BrokerageProtocol {
         };
         if refuses_request(&error) {
             self.forget_stale();
-            if let Some(frame) = self.pending.pop_front() {
-                if frame.subscribe {
-                    self.topics.lock().remove(&frame.topic);
-                    tracing::warn!(topic = %frame.topic, reason = %error.message, "topic refused by the server");
-                    return Handled::Control(BrokerageEvent::Refused {
-                        topics: vec![frame.topic],
-                        reason: error,
-                    });
-                }
+            if let Some(frame) = self.pending.pop_front()
+                && frame.subscribe
+            {
+                self.topics.lock().remove(&frame.topic);
+                tracing::warn!(
+                    topic = %frame.topic,
+                    reason = %error.message,
+                    "topic refused by the server"
+                );
+                return Handled::Control(BrokerageEvent::Refused {
+                    topics: vec![frame.topic],
+                    reason: error,
+                });
             }
         }
         Handled::Control(BrokerageEvent::Error(StreamError::Server(error)))

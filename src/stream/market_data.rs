@@ -355,6 +355,8 @@ impl MarketDataProtocol {
         params: SubscriptionParams,
         frames: &mut Vec<String>,
     ) {
+        // A server that never answers must not make this grow without end.
+        self.forget_stale();
         frames.push(encode(&if subscribe {
             MarketDataRequest::Subscribe(Subscription {
                 channel: channel.clone(),
