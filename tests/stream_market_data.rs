@@ -904,3 +904,25 @@ async fn a_token_response_that_does_not_decode_is_not_quoted_in_the_error() {
         assert!(text.contains("could not be decoded"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_message_above_the_size_limit_ends_the_connection_not_the_stream() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast().max_message_size(4096)).await;
+    let big = "X".repeat(8192);
+    conn.send_json(json!({"type": "quote", "symbol": big}))
+        .await;
+    match next(&mut stream).await {
+        MarketDataEvent::Connection(ConnectionEvent::Reconnecting { reason, .. }) => {
+            let text = reason.to_string();
+            assert!(text.contains("too long") || text.contains("size"), "{text}");
+        }
+        other => panic!("expected a reconnect, got {other:?}"),
+    }
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    expect_up(&mut stream).await;
+    conn.send_json(json!({"type": "quote", "symbol": "SMALL"}))
+        .await;
+    assert!(matches!(next(&mut stream).await, MarketDataEvent::Quote(_)));
+}
