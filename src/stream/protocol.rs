@@ -16,7 +16,6 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -42,7 +41,8 @@ open_enum! {
 }
 
 /// A message the client sends on the brokerage stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum BrokerageRequest {
     /// Authenticates with the platform credentials; must come within 30 s of the welcome.
@@ -65,7 +65,8 @@ pub enum BrokerageRequest {
 }
 
 /// Where an update belongs: which user and which account.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct UpdateMeta {
     /// The user the update belongs to (empty if the server did not say).
     #[serde(default)]
@@ -88,7 +89,8 @@ pub struct UpdateMeta {
 }
 
 /// A message the server sends on the brokerage stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BrokerageMessage {
     /// Sent first, on connect.
@@ -189,7 +191,8 @@ open_enum! {
 }
 
 /// The parameters of a subscription, by channel.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SubscriptionParams {
     /// `trades`: which session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,7 +212,8 @@ pub struct SubscriptionParams {
 }
 
 /// A subscription: a channel, its symbols and parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Subscription {
     /// The channel.
     pub channel: Channel,
@@ -282,7 +286,8 @@ impl Subscription {
 }
 
 /// A message the client sends on the market data stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum MarketDataRequest {
     /// Authenticates with the token of `GET /connections/{connection_id}/token`, within 30 s.
@@ -327,7 +332,8 @@ pub enum MarketDataRequest {
 }
 
 /// Level 1: best bid and ask.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Quote {
     /// The symbol.
     pub symbol: String,
@@ -349,7 +355,8 @@ pub struct Quote {
 }
 
 /// One trade (time and sales).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Trade {
     /// The symbol.
     pub symbol: String,
@@ -366,7 +373,8 @@ pub struct Trade {
 }
 
 /// One OHLCV bar.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Bar {
     /// The symbol.
     pub symbol: String,
@@ -390,7 +398,8 @@ pub struct Bar {
 }
 
 /// One price level of a book.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct PriceLevel {
     /// Price.
     pub price: Decimal,
@@ -399,7 +408,8 @@ pub struct PriceLevel {
 }
 
 /// Level 2: the book, up to the subscribed number of levels per side.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Depth {
     /// The symbol.
     pub symbol: String,
@@ -413,7 +423,8 @@ pub struct Depth {
 }
 
 /// Greeks of an option.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Greeks {
     /// Delta.
     pub delta: Decimal,
@@ -432,7 +443,8 @@ pub struct Greeks {
 }
 
 /// One contract of an options chain.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct OptionContractQuote {
     /// The underlying symbol.
     pub underlying: String,
@@ -462,7 +474,8 @@ pub struct OptionContractQuote {
 }
 
 /// A message the server sends on the market data stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MarketDataMessage {
     /// Sent first, on connect.
@@ -543,7 +556,8 @@ open_enum! {
 }
 
 /// The body of an `error` message.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct StreamErrorMessage {
     /// What kind of error (empty, and unknown, when the server sent only a `message`).
     #[serde(default = "no_code")]
