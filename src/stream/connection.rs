@@ -429,7 +429,7 @@ impl<P: Protocol> Core<P> {
     }
 
     /// Stages the `Connected` / `Reconnected` event once every replayed subscription is
-    /// answered; moves the deadline on while answers keep coming.
+    /// answered, or at the deadline (`now`); moves the deadline on while answers keep coming.
     fn settle(&mut self, now: Option<Instant>) {
         if self.announce.is_none() {
             return;
@@ -439,7 +439,8 @@ impl<P: Protocol> Core<P> {
             if let Some(event) = self.announce.take() {
                 self.out.stage(P::event(CoreEvent::Connection(event)), true);
             }
-        } else if unanswered < self.unanswered {
+        } else if unanswered != self.unanswered {
+            // Answers came (or frames were split and sent again): the server is working.
             self.unanswered = unanswered;
             self.settle_at = Instant::now() + self.config.grace;
         }
