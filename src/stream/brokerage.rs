@@ -344,7 +344,9 @@ impl BrokerageStreamBuilder {
         self
     }
 
-    /// Connects and authenticates, and returns once the first session is up.
+    /// Connects and authenticates, and returns once the first session is authenticated (the
+    /// `Connected` event follows once the subscriptions are answered; see the
+    /// [module documentation](crate::stream) for the order of events).
     ///
     /// The first attempt fails fast: a wrong URL, an unreachable server or refused
     /// credentials is an error here. Once connected, the stream reconnects by itself.

@@ -846,7 +846,8 @@ impl MarketDataStreamBuilder {
     }
 
     /// Fetches a token if needed, connects and authenticates, and returns once the first
-    /// session is up.
+    /// session is authenticated (the `Connected` event follows once the subscriptions are
+    /// answered; see the [module documentation](crate::stream) for the order of events).
     ///
     /// The first attempt fails fast: a wrong URL, an unreachable server, a refused token or a
     /// failed token request is an error here. Once connected, the stream reconnects (and
