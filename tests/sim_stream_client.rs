@@ -125,15 +125,22 @@ async fn the_brokerage_stream_reconnects_and_keeps_its_topics() {
         .await
         .unwrap();
     sim.faults().drop_streams();
+    // `Reconnected` comes once the replayed subscriptions are answered.
     let mut topics = BTreeSet::new();
-    let mut reconnected = false;
-    while !(reconnected && topics.len() == 2) {
+    let mut reconnecting = false;
+    loop {
         match next_brokerage(&mut stream).await {
-            BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. }) => reconnected = true,
-            BrokerageEvent::Subscribed { topics: now } if reconnected => topics.extend(now),
+            BrokerageEvent::Connection(ConnectionEvent::Reconnecting { .. }) => reconnecting = true,
+            BrokerageEvent::Subscribed { topics: now } if reconnecting => topics.extend(now),
+            BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. }) => break,
             _ => {}
         }
     }
+    assert_eq!(
+        topics.len(),
+        2,
+        "both topics replayed and answered before Reconnected"
+    );
     alice
         .client
         .place_order()
@@ -268,7 +275,9 @@ async fn market_data_survives_a_malformed_frame() {
     loop {
         match next_market(&mut stream).await {
             MarketDataEvent::Error(_) => break,
-            MarketDataEvent::Quote(_) => continue,
+            MarketDataEvent::Quote(_) | MarketDataEvent::Connection(ConnectionEvent::Connected) => {
+                continue;
+            }
             other => panic!("expected an error event, got {other:?}"),
         }
     }

@@ -14,17 +14,18 @@ use connect_trade::{
 };
 use rust_decimal::Decimal;
 use serde_json::json;
-use support_stream::{Server, order_frame, within};
+use support_stream::{Conn, Server, order_frame, within};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Millisecond timings; generous handshake and idle limits so only the tests about them
-/// trip them.
+/// Millisecond timings; generous handshake, grace and idle limits so only the tests about
+/// them trip them (a test that waited for a grace period by accident would time out).
 fn fast() -> StreamConfig {
     StreamConfig::default()
-        .handshake_timeout(ms(3000))
+        .handshake_timeout(ms(20_000))
+        .grace(ms(10_000))
         .ping_interval(ms(1000))
         .idle_timeout(ms(4000))
         .backoff(Backoff {
@@ -44,8 +45,24 @@ async fn next(stream: &mut BrokerageStream) -> BrokerageEvent {
         .expect("the stream ended early")
 }
 
-/// Connects with `config`, serving the first handshake; returns the stream (its `Connected`
-/// event consumed) and the connection.
+/// Reads `n` subscribe frames, each of one topic, and answers each as the server does (with
+/// every topic subscribed so far). Returns the topics in the order received.
+async fn serve_subscribes(conn: &mut Conn, n: usize) -> Vec<String> {
+    let mut topics: Vec<String> = Vec::new();
+    for _ in 0..n {
+        let frame = conn.recv_json().await;
+        assert_eq!(frame["action"], "subscribe", "{frame}");
+        let these: Vec<String> = serde_json::from_value(frame["topics"].clone()).unwrap();
+        assert_eq!(these.len(), 1, "one topic per frame: {frame}");
+        topics.extend(these);
+        conn.send_json(json!({"type": "subscribed", "topics": topics}))
+            .await;
+    }
+    topics
+}
+
+/// Connects with `config`, serving the first handshake and subscriptions; returns the stream
+/// (its `Connected` event consumed) and the connection.
 async fn connected(
     server: &mut Server,
     config: StreamConfig,
@@ -60,15 +77,15 @@ async fn connected(
     );
     let mut conn = server.accept().await;
     conn.handshake().await;
-    if !topics.is_empty() {
-        let subscribe = conn.recv_json().await;
-        assert_eq!(subscribe["action"], "subscribe");
-    }
+    serve_subscribes(&mut conn, topics.len()).await;
     let mut stream = within("connect()", connecting).await.unwrap().unwrap();
-    assert!(matches!(
-        next(&mut stream).await,
-        BrokerageEvent::Connection(ConnectionEvent::Connected)
-    ));
+    loop {
+        match next(&mut stream).await {
+            BrokerageEvent::Subscribed { .. } => {}
+            BrokerageEvent::Connection(ConnectionEvent::Connected) => break,
+            other => panic!("expected subscribed, then connected; got {other:?}"),
+        }
+    }
     (stream, conn)
 }
 
@@ -90,7 +107,7 @@ async fn handshake_waits_for_welcome_then_authenticates_then_subscribes() {
             .connect(),
     );
     let mut conn = server.accept().await;
-    // Nothing is sent before the welcome.
+    // Nothing is sent before the welcome (within the grace period).
     assert!(
         tokio::time::timeout(ms(50), futures::StreamExt::next(&mut conn.ws))
             .await
@@ -103,23 +120,25 @@ async fn handshake_waits_for_welcome_then_authenticates_then_subscribes() {
         json!({"action": "authenticate", "client_id": "client-1", "client_secret": "s3cret"})
     );
     conn.send_json(json!({"type": "authenticated"})).await;
+    // connect() returns once authenticated.
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    // One topic per frame: a refused topic cannot take the others with it.
     assert_eq!(
         conn.recv_json().await,
-        json!({"action": "subscribe", "topics": ["orders", "positions"]})
+        json!({"action": "subscribe", "topics": ["orders"]})
     );
-    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
-    assert!(matches!(
-        next(&mut stream).await,
-        BrokerageEvent::Connection(ConnectionEvent::Connected)
-    ));
-
-    conn.send_json(json!({"type": "subscribed", "topics": ["orders", "positions"]}))
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "subscribe", "topics": ["positions"]})
+    );
+    conn.send_json(json!({"type": "subscribed", "topics": ["orders"]}))
         .await;
     conn.send_json(order_frame(7)).await;
+    conn.send_json(json!({"type": "subscribed", "topics": ["orders", "positions"]}))
+        .await;
+    // Events come in the order received; `Connected` once every subscription is answered.
     match next(&mut stream).await {
-        BrokerageEvent::Subscribed { topics } => {
-            assert_eq!(topics, vec![Topic::Orders, Topic::Positions])
-        }
+        BrokerageEvent::Subscribed { topics } => assert_eq!(topics, vec![Topic::Orders]),
         other => panic!("expected subscribed, got {other:?}"),
     }
     match next(&mut stream).await {
@@ -135,18 +154,114 @@ async fn handshake_waits_for_welcome_then_authenticates_then_subscribes() {
         }
         other => panic!("expected an order, got {other:?}"),
     }
+    match next(&mut stream).await {
+        BrokerageEvent::Subscribed { topics } => {
+            assert_eq!(topics, vec![Topic::Orders, Topic::Positions])
+        }
+        other => panic!("expected subscribed, got {other:?}"),
+    }
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Connection(ConnectionEvent::Connected)
+    ));
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Topic::Orders, Topic::Positions]
+    );
 
-    // Live changes go out at once.
+    // Live changes go out at once, and the subscription set follows at once.
     stream.subscribe([Topic::Balances]).unwrap();
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Topic::Orders, Topic::Positions, Topic::Balances]
+    );
     assert_eq!(
         conn.recv_json().await,
         json!({"action": "subscribe", "topics": ["balances"]})
     );
     stream.handle().unsubscribe([Topic::Positions]).unwrap();
+    assert_eq!(stream.subscriptions(), vec![Topic::Orders, Topic::Balances]);
     assert_eq!(
         conn.recv_json().await,
         json!({"action": "unsubscribe", "topics": ["positions"]})
     );
+}
+
+#[tokio::test]
+async fn without_a_welcome_the_client_authenticates_after_the_grace_period() {
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        BrokerageStream::builder(credentials())
+            .url(server.url())
+            .config(fast().grace(ms(100)))
+            .subscribe([Topic::Orders])
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    // No welcome: the authenticate comes anyway.
+    assert_eq!(conn.recv_json().await["action"], "authenticate");
+    conn.send_json(json!({"type": "authenticated"})).await;
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    serve_subscribes(&mut conn, 1).await;
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Connection(ConnectionEvent::Connected)
+    ));
+}
+
+#[tokio::test]
+async fn the_first_update_proves_the_authentication() {
+    // No `authenticated` reply, and a grace period longer than the test's patience: only the
+    // update can end the wait.
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        BrokerageStream::builder(credentials())
+            .url(server.url())
+            .config(fast())
+            .subscribe([Topic::Orders])
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    conn.welcome().await;
+    conn.send_json(order_frame(1)).await;
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    serve_subscribes(&mut conn, 1).await;
+    assert_eq!(order_sequence(&next(&mut stream).await), 1);
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Connection(ConnectionEvent::Connected)
+    ));
+}
+
+#[tokio::test]
+async fn an_error_with_only_a_message_answering_authenticate_is_a_refusal() {
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        BrokerageStream::builder(credentials())
+            .url(server.url())
+            .config(fast())
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    conn.welcome().await;
+    conn.send_json(json!({"type": "error", "message": "invalid client credentials"}))
+        .await;
+    let error = within("connect()", connecting).await.unwrap().unwrap_err();
+    match &error {
+        StreamError::AuthRejected { message, .. } => {
+            assert_eq!(message, "invalid client credentials")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(error.is_terminal());
 }
 
 #[tokio::test]
@@ -201,72 +316,84 @@ async fn credentials_refused_on_a_reconnect_end_the_stream() {
 }
 
 #[tokio::test]
-async fn an_unanswered_authentication_times_out_and_is_retried() {
+async fn an_unanswered_authentication_is_accepted_after_a_quiet_grace_period() {
     let mut server = Server::start().await;
-    let config = fast().handshake_timeout(ms(300));
-    let (mut stream, conn) = connected(&mut server, config, &[Topic::Orders]).await;
+    let config = fast().grace(ms(100));
+    let connecting = tokio::spawn(
+        BrokerageStream::builder(credentials())
+            .url(server.url())
+            .config(config)
+            .subscribe([Topic::Orders])
+            .connect(),
+    );
+    // First connection: welcome, then silence after the authenticate; subscriptions follow
+    // the quiet grace period, and `Connected` follows their answer.
+    let mut conn = server.accept().await;
+    assert_eq!(conn.welcome().await["action"], "authenticate");
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    serve_subscribes(&mut conn, 1).await;
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Connection(ConnectionEvent::Connected)
+    ));
     drop(conn);
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Reconnecting { attempt: 1, .. })
     ));
 
-    // Second connection: welcome, then silence after the authenticate.
-    let mut silent = server.accept().await;
-    let auth = silent.welcome().await;
-    assert_eq!(auth["action"], "authenticate");
-    match next(&mut stream).await {
-        BrokerageEvent::Connection(ConnectionEvent::Reconnecting {
-            attempt: 2,
-            reason: StreamError::HandshakeTimeout(what),
-            ..
-        }) => assert!(what.contains("authenticate"), "{what}"),
-        other => panic!("expected a handshake timeout, got {other:?}"),
-    }
-
-    // Third: the server's own 30 s window ran out (auth_timeout): not terminal either.
+    // Second: the server's own 30 s window ran out (auth_timeout): not terminal.
     let mut conn = server.accept().await;
     conn.welcome().await;
     conn.send_json(json!({"type": "error", "code": "auth_timeout", "message": "too slow"}))
         .await;
     match next(&mut stream).await {
         BrokerageEvent::Connection(ConnectionEvent::Reconnecting {
-            attempt: 3,
+            attempt: 2,
             reason: StreamError::Server(error),
             ..
         }) => assert_eq!(error.code.as_str(), "auth_timeout"),
         other => panic!("expected a retry after auth_timeout, got {other:?}"),
     }
 
-    // Fourth: served; subscriptions restored.
+    // Third: served; subscriptions restored.
     let mut conn = server.accept().await;
     conn.handshake().await;
-    assert_eq!(
-        conn.recv_json().await,
-        json!({"action": "subscribe", "topics": ["orders"]})
-    );
+    assert_eq!(serve_subscribes(&mut conn, 1).await, ["orders"]);
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })
     ));
-    drop(silent);
 }
 
 #[tokio::test]
-async fn first_attempt_handshake_timeout_is_an_error_of_connect() {
+async fn without_any_answer_to_the_subscriptions_connected_comes_after_the_grace_period() {
     let mut server = Server::start().await;
     let connecting = tokio::spawn(
         BrokerageStream::builder(credentials())
             .url(server.url())
-            .config(fast().handshake_timeout(ms(100)))
+            .config(fast().grace(ms(100)))
+            .subscribe([Topic::Orders])
             .connect(),
     );
-    let _conn = server.accept().await; // never says welcome
-    let error = within("connect()", connecting).await.unwrap().unwrap_err();
-    assert!(
-        matches!(&error, StreamError::HandshakeTimeout(what) if what.contains("welcome")),
-        "{error:?}"
-    );
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    assert_eq!(conn.recv_json().await["action"], "subscribe");
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Connection(ConnectionEvent::Connected)
+    ));
+    conn.send_json(order_frame(1)).await;
+    assert_eq!(order_sequence(&next(&mut stream).await), 1);
 }
 
 #[tokio::test]
@@ -277,11 +404,18 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
     stream
         .subscribe([Topic::Positions, Topic::Balances])
         .unwrap();
-    assert_eq!(
-        conn.recv_json().await,
-        json!({"action": "subscribe", "topics": ["positions", "balances"]})
-    );
-    let all = json!({"action": "subscribe", "topics": ["orders", "positions", "balances"]});
+    for topic in ["positions", "balances"] {
+        assert_eq!(
+            conn.recv_json().await,
+            json!({"action": "subscribe", "topics": [topic]})
+        );
+    }
+    conn.send_json(json!({"type": "subscribed", "topics": ["orders", "positions", "balances"]}))
+        .await;
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
 
     for round in 0..6u64 {
         let frames = (0..3).map(|i| order_frame(round * 10 + i).to_string());
@@ -315,10 +449,16 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
         let auth = conn.handshake().await;
         assert_eq!(auth["client_id"], "client-1");
         assert_eq!(
-            conn.recv_json().await,
-            all,
+            serve_subscribes(&mut conn, 3).await,
+            ["orders", "positions", "balances"],
             "round {round}: subscriptions replayed"
         );
+        for _ in 0..3 {
+            assert!(matches!(
+                next(&mut stream).await,
+                BrokerageEvent::Subscribed { .. }
+            ));
+        }
         assert!(matches!(
             next(&mut stream).await,
             BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })
@@ -331,10 +471,91 @@ async fn repeated_drops_mid_stream_restore_every_subscription() {
     drop(conn);
     conn = server.accept().await;
     conn.handshake().await;
-    assert_eq!(
-        conn.recv_json().await,
-        json!({"action": "subscribe", "topics": ["orders", "balances"]})
+    assert_eq!(serve_subscribes(&mut conn, 2).await, ["orders", "balances"]);
+}
+
+/// Answers subscribe frames as a server that refuses the topic `news`: the whole frame is
+/// refused when it holds it.
+async fn serve_refusing_news(conn: &mut Conn, frames: usize, subscribed: &mut Vec<String>) {
+    for _ in 0..frames {
+        let frame = conn.recv_json().await;
+        assert_eq!(frame["action"], "subscribe", "{frame}");
+        let topics: Vec<String> = serde_json::from_value(frame["topics"].clone()).unwrap();
+        if topics.iter().any(|t| t == "news") {
+            conn.send_json(json!({"type": "error", "code": "invalid_request",
+                                  "message": "unknown topic \"news\""}))
+                .await;
+        } else {
+            subscribed.extend(topics);
+            conn.send_json(json!({"type": "subscribed", "topics": subscribed}))
+                .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_topic_leaves_the_set_and_does_not_take_the_others_across_a_reconnect() {
+    // The fault run: a topic the server refuses among the subscriptions; after a reconnect
+    // every topic was replayed in one frame, the server refused it, and no update came again.
+    let news = Topic::from("news");
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        BrokerageStream::builder(credentials())
+            .url(server.url())
+            .config(fast())
+            .subscribe([Topic::Orders, news.clone(), Topic::Balances])
+            .connect(),
     );
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    let mut subscribed = Vec::new();
+    serve_refusing_news(&mut conn, 3, &mut subscribed).await;
+    assert_eq!(subscribed, ["orders", "balances"]);
+    let mut refused = None;
+    loop {
+        match next(&mut stream).await {
+            BrokerageEvent::Subscribed { .. } => {}
+            BrokerageEvent::Refused { topics, reason } => {
+                assert!(reason.message.contains("news"), "{reason:?}");
+                refused = Some(topics);
+            }
+            BrokerageEvent::Connection(ConnectionEvent::Connected) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, Some(vec![news.clone()]), "the consumer is told");
+    assert_eq!(stream.subscriptions(), vec![Topic::Orders, Topic::Balances]);
+
+    drop(conn);
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Connection(ConnectionEvent::Reconnecting { .. })
+    ));
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    // Only what the server accepted is replayed. An update that comes before the answers
+    // is delivered before `Reconnected`: a REST read on `Reconnected` covers it.
+    let mut subscribed = Vec::new();
+    serve_refusing_news(&mut conn, 1, &mut subscribed).await;
+    conn.send_json(order_frame(1)).await;
+    serve_refusing_news(&mut conn, 1, &mut subscribed).await;
+    assert_eq!(subscribed, ["orders", "balances"]);
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
+    assert_eq!(order_sequence(&next(&mut stream).await), 1);
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })
+    ));
+    conn.send_json(order_frame(2)).await;
+    assert_eq!(order_sequence(&next(&mut stream).await), 2);
 }
 
 #[tokio::test]
@@ -352,7 +573,11 @@ async fn a_silent_server_is_replaced_and_pings_restart() {
     }
     let mut conn = server.accept().await;
     conn.handshake().await;
-    assert_eq!(conn.recv_json().await["action"], "subscribe");
+    serve_subscribes(&mut conn, 1).await;
+    assert!(matches!(
+        next(&mut stream).await,
+        BrokerageEvent::Subscribed { .. }
+    ));
     assert!(matches!(
         next(&mut stream).await,
         BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. })
@@ -373,22 +598,27 @@ async fn malformed_and_unknown_frames_do_not_end_the_stream() {
     let mut server = Server::start().await;
     let (mut stream, mut conn) = connected(&mut server, fast(), &[Topic::Orders]).await;
     conn.send_text("this is not json").await;
+    conn.send_json(json!({"no_type": true})).await;
+    // A known type whose body is not our shape: delivered whole, not dropped.
     conn.send_json(json!({"type": "order", "user_id": "u", "account_id": "a", "data": 42}))
         .await;
-    conn.send_json(json!({"no_type": true})).await;
     conn.send_json(json!({"type": "margin_call", "user_id": "alice", "amount": "100.00"}))
         .await;
     conn.send_json(json!({"type": "error", "code": "rate_limited", "message": "slow down"}))
         .await;
     conn.send_json(order_frame(1)).await;
 
-    for what in ["not JSON", "wrong shape", "no type"] {
+    for what in ["not JSON", "no type"] {
         match next(&mut stream).await {
             BrokerageEvent::Error(StreamError::Decode { excerpt, .. }) => {
                 assert!(!excerpt.is_empty(), "{what}")
             }
             other => panic!("{what}: expected a decode error, got {other:?}"),
         }
+    }
+    match next(&mut stream).await {
+        BrokerageEvent::Unknown(value) => assert_eq!(value["data"], 42),
+        other => panic!("expected the odd order whole, got {other:?}"),
     }
     match next(&mut stream).await {
         BrokerageEvent::Unknown(value) => assert_eq!(value["type"], "margin_call"),
@@ -405,9 +635,42 @@ async fn malformed_and_unknown_frames_do_not_end_the_stream() {
 }
 
 #[tokio::test]
+async fn plausible_variations_of_the_messages_decode() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast(), &[Topic::Orders]).await;
+    // A sequence as a string, no top-level account_id (the payload has it), no user_id.
+    let mut update = order_frame(0);
+    update["sequence"] = json!("42");
+    update.as_object_mut().unwrap().remove("account_id");
+    update.as_object_mut().unwrap().remove("user_id");
+    conn.send_json(update).await;
+    // An error with only a message.
+    conn.send_json(json!({"type": "error", "message": "maintenance at 22:00"}))
+        .await;
+    match next(&mut stream).await {
+        BrokerageEvent::Order { meta, order } => {
+            assert_eq!(meta.sequence, Some(42));
+            assert_eq!(meta.account_id, "acc-1");
+            assert_eq!(meta.user_id, "");
+            assert_eq!(order.order_id, "ord-0");
+        }
+        other => panic!("expected the order, got {other:?}"),
+    }
+    match next(&mut stream).await {
+        BrokerageEvent::Error(error @ StreamError::Server(_)) => {
+            assert_eq!(
+                error.to_string(),
+                "the server reported maintenance at 22:00"
+            )
+        }
+        other => panic!("expected the server's error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_slow_consumer_sees_lagged_with_the_number_dropped() {
     let mut server = Server::start().await;
-    let (mut stream, mut conn) = connected(&mut server, fast().buffer(4), &[Topic::Orders]).await;
+    let (mut stream, mut conn) = connected(&mut server, fast().buffer(4), &[]).await;
     conn.send_many((0..100).map(|i| order_frame(i).to_string()))
         .await;
     conn.sync().await; // the client has read all 100 while nobody consumed
@@ -420,6 +683,27 @@ async fn a_slow_consumer_sees_lagged_with_the_number_dropped() {
     }
     conn.send_json(order_frame(100)).await;
     assert_eq!(order_sequence(&next(&mut stream).await), 100);
+}
+
+#[tokio::test]
+async fn buffer_n_holds_at_most_n_events_counting_those_already_taken() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast().buffer(4), &[]).await;
+    conn.send_many((0..4).map(|i| order_frame(i).to_string()))
+        .await;
+    conn.sync().await;
+    // The consumer takes one event; three still wait, so one more fits, not four.
+    assert_eq!(order_sequence(&next(&mut stream).await), 0);
+    conn.send_many((4..14).map(|i| order_frame(i).to_string()))
+        .await;
+    conn.sync().await;
+    for expected in 1..=4 {
+        assert_eq!(order_sequence(&next(&mut stream).await), expected);
+    }
+    match next(&mut stream).await {
+        BrokerageEvent::Lagged { dropped } => assert_eq!(dropped, 9),
+        other => panic!("expected lagged, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -27,9 +27,12 @@ fn dec(text: &str) -> Decimal {
     Decimal::from_str(text).unwrap()
 }
 
+/// Millisecond timings; generous handshake, grace and idle limits so only the tests about
+/// them trip them (a test that waited for a grace period by accident would time out).
 fn fast() -> StreamConfig {
     StreamConfig::default()
-        .handshake_timeout(ms(3000))
+        .handshake_timeout(ms(20_000))
+        .grace(ms(10_000))
         .ping_interval(ms(1000))
         .idle_timeout(ms(4000))
         .backoff(Backoff {
@@ -68,6 +71,39 @@ async fn connected(server: &mut Server, config: StreamConfig) -> (MarketDataStre
     (stream, conn)
 }
 
+/// Answers a subscribe frame as the server does: `subscribed` with the same subscription.
+async fn confirm(conn: &mut Conn, frame: &Value) {
+    assert_eq!(frame["action"], "subscribe", "{frame}");
+    let mut reply = frame.clone();
+    reply.as_object_mut().unwrap().remove("action");
+    reply["type"] = json!("subscribed");
+    conn.send_json(reply).await;
+}
+
+/// Reads `n` subscribe frames and confirms each; returns them.
+async fn serve_subscribes(conn: &mut Conn, n: usize) -> Vec<Value> {
+    let mut frames = Vec::new();
+    for _ in 0..n {
+        let frame = conn.recv_json().await;
+        confirm(conn, &frame).await;
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Skips `Subscribed` events up to the `Reconnected` (or `Connected`) event.
+async fn expect_up(stream: &mut MarketDataStream) {
+    loop {
+        match next(stream).await {
+            MarketDataEvent::Subscribed(_) => {}
+            MarketDataEvent::Connection(
+                ConnectionEvent::Connected | ConnectionEvent::Reconnected { .. },
+            ) => return,
+            other => panic!("expected subscribed, then (re)connected; got {other:?}"),
+        }
+    }
+}
+
 fn symbols(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("S{i:03}")).collect()
 }
@@ -92,13 +128,13 @@ async fn handshake_then_subscriptions_split_into_frames_of_100() {
     assert_eq!(auth, json!({"action": "authenticate", "token": "tok-1"}));
     conn.send_json(json!({"type": "authenticated", "expires_at": "2030-01-01T00:00:00Z"}))
         .await;
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    let frames = serve_subscribes(&mut conn, 4).await;
     let mut replayed = Vec::new();
-    for _ in 0..3 {
-        let frame = conn.recv_json().await;
-        assert_eq!(frame["action"], "subscribe");
+    for frame in &frames[..3] {
         assert_eq!(frame["channel"], "quotes");
-        replayed.extend(frame_symbols(&frame));
-        assert!(frame_symbols(&frame).len() <= 100);
+        replayed.extend(frame_symbols(frame));
+        assert!(frame_symbols(frame).len() <= 100);
     }
     assert_eq!(
         replayed,
@@ -106,12 +142,11 @@ async fn handshake_then_subscriptions_split_into_frames_of_100() {
         "every symbol once, in frames of at most 100"
     );
     assert_eq!(
-        conn.recv_json().await,
+        frames[3],
         json!({"action": "subscribe", "channel": "bars", "symbols": ["AAPL"],
                "interval": "1m", "backfill": 30})
     );
-    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
-    expect_connected(&mut stream).await;
+    expect_up(&mut stream).await;
 
     // Live subscriptions of every channel, with their parameters.
     stream
@@ -245,23 +280,32 @@ async fn replay_keeps_parameters_and_forgets_unsubscribed_symbols() {
     ));
     let mut conn = server.accept().await;
     assert_eq!(conn.handshake().await["token"], "tok-1");
+    let frames = serve_subscribes(&mut conn, 3).await;
     assert_eq!(
-        conn.recv_json().await,
+        frames[0],
         json!({"action": "subscribe", "channel": "quotes", "symbols": ["NVDA"]})
     );
     // A symbol subscribed again takes the new parameters.
     assert_eq!(
-        conn.recv_json().await,
+        frames[1],
         json!({"action": "subscribe", "channel": "bars", "symbols": ["AAPL"], "interval": "1m"})
     );
     assert_eq!(
-        conn.recv_json().await,
+        frames[2],
         json!({"action": "subscribe", "channel": "bars", "symbols": ["MSFT"], "interval": "5m"})
     );
-    assert!(matches!(
-        next(&mut stream).await,
-        MarketDataEvent::Connection(ConnectionEvent::Reconnected { .. })
-    ));
+    // The same set, as the stream reports it.
+    let mut expected = vec![
+        Subscription::quotes(["NVDA"]),
+        Subscription::bars(["AAPL"], BarInterval::Minute1),
+        Subscription::bars(["MSFT"], BarInterval::Minute5),
+    ];
+    let mut reported = stream.subscriptions();
+    let key = |s: &Subscription| serde_json::to_string(s).unwrap();
+    expected.sort_by_key(key);
+    reported.sort_by_key(key);
+    assert_eq!(reported, expected);
+    expect_up(&mut stream).await;
 }
 
 #[tokio::test]
@@ -450,9 +494,9 @@ async fn a_token_is_fetched_and_fetched_again_when_the_server_says_it_expired() 
     );
     let mut conn = server.accept().await;
     assert_eq!(conn.handshake().await["token"], "tok-A");
-    assert_eq!(conn.recv_json().await["channel"], "quotes");
+    assert_eq!(serve_subscribes(&mut conn, 1).await[0]["channel"], "quotes");
     let mut stream = within("connect()", connecting).await.unwrap().unwrap();
-    expect_connected(&mut stream).await;
+    expect_up(&mut stream).await;
     assert_eq!(first.calls_async().await, 1);
 
     first.delete_async().await;
@@ -468,11 +512,8 @@ async fn a_token_is_fetched_and_fetched_again_when_the_server_says_it_expired() 
     }
     let mut conn = server.accept().await;
     assert_eq!(conn.handshake().await["token"], "tok-B");
-    assert_eq!(conn.recv_json().await["channel"], "quotes");
-    assert!(matches!(
-        next(&mut stream).await,
-        MarketDataEvent::Connection(ConnectionEvent::Reconnected { .. })
-    ));
+    assert_eq!(serve_subscribes(&mut conn, 1).await[0]["channel"], "quotes");
+    expect_up(&mut stream).await;
     assert_eq!(second.calls_async().await, 1);
 }
 
@@ -598,9 +639,9 @@ async fn a_token_expiry_in_the_past_by_our_clock_does_not_start_a_renewal_loop()
     );
     let mut conn = server.accept().await;
     assert_eq!(conn.handshake().await["token"], "tok-A");
-    assert_eq!(conn.recv_json().await["channel"], "quotes");
+    assert_eq!(serve_subscribes(&mut conn, 1).await[0]["channel"], "quotes");
     let mut stream = within("connect()", connecting).await.unwrap().unwrap();
-    expect_connected(&mut stream).await;
+    expect_up(&mut stream).await;
     for bid in ["1", "2", "3"] {
         conn.send_json(json!({"type": "quote", "symbol": "AAPL", "bid": bid}))
             .await;
@@ -610,4 +651,288 @@ async fn a_token_expiry_in_the_past_by_our_clock_does_not_start_a_renewal_loop()
         }
     }
     assert_eq!(mock.calls_async().await, 1, "the token was fetched once");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A handshake that depends on nothing undocumented
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn no_welcome_and_no_reply_to_authenticate_still_subscribe_and_connect() {
+    // What the documentation promises on this stream: neither a welcome nor a reply.
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        MarketDataStream::with_token("tok-1")
+            .url(server.url())
+            .config(fast().grace(ms(100)))
+            .subscribe(Subscription::quotes(["AAPL"]))
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    assert_eq!(
+        conn.recv_json().await,
+        json!({"action": "authenticate", "token": "tok-1"})
+    );
+    // Silence, then the subscriptions come.
+    let frames = serve_subscribes(&mut conn, 1).await;
+    assert_eq!(frame_symbols(&frames[0]), ["AAPL"]);
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    expect_up(&mut stream).await;
+    conn.send_json(json!({"type": "quote", "symbol": "AAPL", "bid": "1"}))
+        .await;
+    assert!(matches!(next(&mut stream).await, MarketDataEvent::Quote(_)));
+}
+
+#[tokio::test]
+async fn the_first_quote_proves_the_authentication() {
+    // The grace period is longer than the test's patience: only the quote can end the wait.
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        MarketDataStream::with_token("tok-1")
+            .url(server.url())
+            .config(fast())
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    conn.welcome().await;
+    conn.send_json(json!({"type": "quote", "symbol": "FIRST", "bid": "1"}))
+        .await;
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    match next(&mut stream).await {
+        MarketDataEvent::Quote(quote) => assert_eq!(quote.symbol, "FIRST"),
+        other => panic!("the first quote must not be lost, got {other:?}"),
+    }
+    expect_connected(&mut stream).await;
+}
+
+#[tokio::test]
+async fn a_known_type_with_another_shape_is_delivered_whole() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast()).await;
+    conn.send_json(json!({"type": "quote", "ticker": "AAPL", "bid": 187.5}))
+        .await;
+    match next(&mut stream).await {
+        MarketDataEvent::Unknown(value) => assert_eq!(value["ticker"], "AAPL"),
+        other => panic!("expected the quote whole, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay keeps what the server accepted
+// ---------------------------------------------------------------------------------------------
+
+/// Answers subscribe frames as a server that refuses a frame holding any of `bad`, naming
+/// them in its message when `name_them`.
+async fn answer(conn: &mut Conn, frame: &Value, bad: &[&str], name_them: bool) {
+    let refused: Vec<String> = frame_symbols(frame)
+        .into_iter()
+        .filter(|s| bad.contains(&s.as_str()))
+        .collect();
+    if refused.is_empty() {
+        confirm(conn, frame).await;
+    } else {
+        let message = if name_them {
+            format!("unknown symbols: {}", refused.join(", "))
+        } else {
+            "some symbols are not available to this connection".to_string()
+        };
+        conn.send_json(json!({"type": "error", "code": "invalid_request", "message": message}))
+            .await;
+    }
+}
+
+/// Answers the client's frames (refusing `bad`, named) while reading its events, until it is
+/// (re)connected; returns the refused symbols it reported.
+async fn serve_until_up(
+    conn: &mut Conn,
+    stream: &mut MarketDataStream,
+    bad: &[&str],
+) -> Vec<String> {
+    let mut refused = Vec::new();
+    loop {
+        tokio::select! {
+            frame = conn.recv_json() => answer(conn, &frame, bad, true).await,
+            event = within("an event", stream.next()) => match event.expect("stream ended") {
+                MarketDataEvent::Subscribed(_) => {}
+                MarketDataEvent::Refused { channel, symbols, reason } => {
+                    assert_eq!(channel, Channel::Quotes);
+                    assert_eq!(reason.code.as_str(), "invalid_request");
+                    refused.extend(symbols);
+                }
+                MarketDataEvent::Connection(
+                    ConnectionEvent::Connected | ConnectionEvent::Reconnected { .. },
+                ) => return refused,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_symbol_among_100_good_ones_leaves_the_set_and_the_100_survive_a_reconnect() {
+    // The fault run: the refused symbol stayed wanted; after a reconnect the replay put it in
+    // a frame with 99 good ones, the server refused that frame, and 99 symbols went quiet.
+    let good = symbols(100);
+    let mut all = good.clone();
+    all.push("BAD".to_string());
+    let mut server = Server::start().await;
+    let connecting = tokio::spawn(
+        MarketDataStream::with_token("tok-1")
+            .url(server.url())
+            .config(fast())
+            .subscribe(Subscription::quotes(all))
+            .connect(),
+    );
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    let mut stream = within("connect()", connecting).await.unwrap().unwrap();
+    let refused = serve_until_up(&mut conn, &mut stream, &["BAD"]).await;
+    assert_eq!(refused, ["BAD"], "the consumer is told");
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Subscription::quotes(good.clone())]
+    );
+
+    drop(conn);
+    assert!(matches!(
+        next(&mut stream).await,
+        MarketDataEvent::Connection(ConnectionEvent::Reconnecting { .. })
+    ));
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    // Only what the server accepted is replayed: the 100 good symbols, in one frame.
+    let frame = conn.recv_json().await;
+    assert_eq!(frame_symbols(&frame), good);
+    answer(&mut conn, &frame, &["BAD"], true).await;
+    expect_up(&mut stream).await;
+    conn.send_many(
+        good.iter()
+            .map(|s| json!({"type": "quote", "symbol": s, "bid": "1"}).to_string()),
+    )
+    .await;
+    for symbol in &good {
+        match next(&mut stream).await {
+            MarketDataEvent::Quote(quote) => assert_eq!(&quote.symbol, symbol),
+            other => panic!("expected a quote of {symbol}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_frame_is_sent_again_without_the_symbols_its_error_names() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast()).await;
+    let mut wanted = symbols(99);
+    wanted.insert(37, "BAD".to_string());
+    stream.subscribe(Subscription::quotes(wanted)).unwrap();
+    let frame = conn.recv_json().await;
+    assert_eq!(frame_symbols(&frame).len(), 100);
+    answer(&mut conn, &frame, &["BAD"], true).await;
+    // One more frame: the 99 others.
+    let again = conn.recv_json().await;
+    assert_eq!(frame_symbols(&again), symbols(99));
+    answer(&mut conn, &again, &["BAD"], true).await;
+    match next(&mut stream).await {
+        MarketDataEvent::Refused { symbols, .. } => assert_eq!(symbols, ["BAD"]),
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+    match next(&mut stream).await {
+        MarketDataEvent::Subscribed(subscription) => assert_eq!(subscription.symbols.len(), 99),
+        other => panic!("expected the 99, got {other:?}"),
+    }
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Subscription::quotes(symbols(99))]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_frame_whose_error_names_nothing_is_split_until_the_bad_symbol_is_alone() {
+    let mut server = Server::start().await;
+    let (mut stream, conn) = connected(&mut server, fast()).await;
+    let mut wanted = symbols(99);
+    wanted.insert(37, "BAD".to_string());
+    stream.subscribe(Subscription::quotes(wanted)).unwrap();
+    // The server answers every frame until the client goes away.
+    let server_side = tokio::spawn(async move {
+        let mut conn = conn;
+        let mut frames = 0;
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut conn.ws).await {
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                answer(&mut conn, &frame, &["BAD"], false).await;
+                frames += 1;
+            }
+        }
+        frames
+    });
+    let mut confirmed = Vec::new();
+    let refused = loop {
+        match next(&mut stream).await {
+            MarketDataEvent::Subscribed(subscription) => confirmed.extend(subscription.symbols),
+            MarketDataEvent::Refused { symbols, .. } => break symbols,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(refused, ["BAD"]);
+    // Every good symbol was confirmed by the time the bad one is alone (halves are sent
+    // together and answered in order).
+    confirmed.sort();
+    assert_eq!(confirmed, symbols(99));
+    assert_eq!(
+        stream.subscriptions(),
+        vec![Subscription::quotes(symbols(99))]
+    );
+    stream.close().await;
+    let frames = within("server", server_side).await.unwrap();
+    assert!(frames <= 1 + 2 * 7, "{frames} frames for 100 symbols");
+}
+
+// ---------------------------------------------------------------------------------------------
+// No secret in errors
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_token_response_that_does_not_decode_is_not_quoted_in_the_error() {
+    let rest = MockServer::start_async().await;
+    let server = Server::start().await;
+    rest.mock_async(|when, then| {
+        when.method(GET).path("/connections/conn-1/token");
+        then.status(200)
+            .json_body(json!({"access_token": "tok-SECRET-123", "expires_at": "soon"}));
+    })
+    .await;
+    let error = MarketDataStream::for_connection(&user_client(&rest), "conn-1")
+        .url(server.url())
+        .config(fast())
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StreamError::Token { .. }), "{error:?}");
+    for text in [error.to_string(), format!("{error:?}")] {
+        assert!(!text.contains("tok-SECRET"), "{text}");
+        assert!(text.contains("could not be decoded"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_message_above_the_size_limit_ends_the_connection_not_the_stream() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast().max_message_size(4096)).await;
+    let big = "X".repeat(8192);
+    conn.send_json(json!({"type": "quote", "symbol": big}))
+        .await;
+    match next(&mut stream).await {
+        MarketDataEvent::Connection(ConnectionEvent::Reconnecting { reason, .. }) => {
+            let text = reason.to_string();
+            assert!(text.contains("too long") || text.contains("size"), "{text}");
+        }
+        other => panic!("expected a reconnect, got {other:?}"),
+    }
+    let mut conn = server.accept().await;
+    conn.handshake().await;
+    expect_up(&mut stream).await;
+    conn.send_json(json!({"type": "quote", "symbol": "SMALL"}))
+        .await;
+    assert!(matches!(next(&mut stream).await, MarketDataEvent::Quote(_)));
 }

@@ -1,17 +1,21 @@
 //! The brokerage stream: order, position and balance updates of every user of the platform.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, VecDeque},
     fmt,
     pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll},
+    time::Duration,
 };
+
+use tokio::time::Instant;
 
 use super::{
     BROKERAGE_STREAM_URL, ConnectionEvent, StreamConfig,
     connection::{self, Control, CoreEvent, End, Handled, Protocol, Step},
     encode,
-    error::{ErrorClass, StreamError, classify},
+    error::{ErrorClass, StreamError, classify, refuses_authentication, refuses_request},
     protocol::{BrokerageMessage, BrokerageRequest, StreamErrorMessage, Topic, UpdateMeta},
     queue, stream_url,
 };
@@ -60,6 +64,15 @@ pub enum BrokerageEvent {
         /// All topics still subscribed.
         topics: Vec<Topic>,
     },
+    /// The server refused to subscribe these topics: they left the subscription set (see
+    /// [`BrokerageStream::subscriptions`]) and are not replayed. The others are unaffected:
+    /// every topic is subscribed in a frame of its own.
+    Refused {
+        /// The refused topics.
+        topics: Vec<Topic>,
+        /// The server's `error` message.
+        reason: StreamErrorMessage,
+    },
     /// The connection's life: connected, reconnecting, reconnected, closed, terminated.
     Connection(ConnectionEvent),
     /// The consumer fell behind and this many updates were dropped here.
@@ -79,12 +92,92 @@ pub(crate) enum BrokerageCommand {
     Unsubscribe(Vec<Topic>),
 }
 
-struct BrokerageProtocol {
-    credentials: PlatformCredentials,
-    topics: BTreeSet<Topic>,
+/// The topics a brokerage stream wants, shared by its handles and its connection task.
+#[derive(Clone, Default)]
+struct Topics(Arc<Mutex<BTreeSet<Topic>>>);
+
+impl Topics {
+    fn lock(&self) -> MutexGuard<'_, BTreeSet<Topic>> {
+        // Every change is a single insert or remove: a poisoned lock is still consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
-fn error_end(error: StreamErrorMessage) -> Result<End, StreamErrorMessage> {
+/// A frame sent and not yet answered.
+struct Pending {
+    subscribe: bool,
+    topic: Topic,
+    sent: Instant,
+}
+
+struct BrokerageProtocol {
+    credentials: PlatformCredentials,
+    topics: Topics,
+    /// Frames in the order sent; the server answers each in turn.
+    pending: VecDeque<Pending>,
+    /// After this long an unanswered frame is taken as accepted.
+    answer_within: Duration,
+}
+
+impl BrokerageProtocol {
+    /// One frame per topic: a topic the server refuses cannot take others with it.
+    fn push(&mut self, subscribe: bool, topic: Topic, frames: &mut Vec<String>) {
+        // A server that never answers must not make this grow without end.
+        self.forget_stale();
+        let topics = vec![topic.clone()];
+        frames.push(encode(&if subscribe {
+            BrokerageRequest::Subscribe { topics }
+        } else {
+            BrokerageRequest::Unsubscribe { topics }
+        }));
+        self.pending.push_back(Pending {
+            subscribe,
+            topic,
+            sent: Instant::now(),
+        });
+    }
+
+    fn forget_stale(&mut self) {
+        let now = Instant::now();
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| now.duration_since(p.sent) >= self.answer_within)
+        {
+            self.pending.pop_front();
+        }
+    }
+
+    /// What an `error` means: the end of the session, a refused topic, or a report.
+    fn on_error(&mut self, error: StreamErrorMessage) -> Handled<BrokerageEvent> {
+        let error = match error_end(error, false) {
+            Ok(end) => return Handled::End(end),
+            Err(error) => error,
+        };
+        if refuses_request(&error) {
+            self.forget_stale();
+            if let Some(frame) = self.pending.pop_front()
+                && frame.subscribe
+            {
+                self.topics.lock().remove(&frame.topic);
+                tracing::warn!(
+                    topic = %frame.topic,
+                    reason = %error.message,
+                    "topic refused by the server"
+                );
+                return Handled::Control(BrokerageEvent::Refused {
+                    topics: vec![frame.topic],
+                    reason: error,
+                });
+            }
+        }
+        Handled::Control(BrokerageEvent::Error(StreamError::Server(error)))
+    }
+}
+
+fn error_end(error: StreamErrorMessage, authenticating: bool) -> Result<End, StreamErrorMessage> {
     match classify(&error) {
         ErrorClass::AuthRejected => Ok(End::Terminal(StreamError::AuthRejected {
             code: error.code,
@@ -94,6 +187,14 @@ fn error_end(error: StreamErrorMessage) -> Result<End, StreamErrorMessage> {
             message: error.message,
         })),
         ErrorClass::AuthTimeout => Ok(End::Retry(StreamError::Server(error))),
+        ErrorClass::TokenExpired | ErrorClass::Report
+            if authenticating && refuses_authentication(&error) =>
+        {
+            Ok(End::Terminal(StreamError::AuthRejected {
+                code: error.code,
+                message: error.message,
+            }))
+        }
         ErrorClass::TokenExpired | ErrorClass::Report => Err(error),
     }
 }
@@ -110,41 +211,60 @@ impl Protocol for BrokerageProtocol {
         }))
     }
 
-    fn handshake(&mut self, message: BrokerageMessage) -> Step {
+    fn handshake(
+        &mut self,
+        message: BrokerageMessage,
+        authenticating: bool,
+    ) -> Step<BrokerageMessage> {
         match message {
             BrokerageMessage::Welcome { .. } => Step::Welcome,
             BrokerageMessage::Authenticated {} => Step::Authenticated,
-            BrokerageMessage::Error(error) => match error_end(error) {
+            BrokerageMessage::Error(error) => match error_end(error, authenticating) {
                 Ok(end) => Step::End(end),
                 Err(error) => Step::End(End::Retry(StreamError::Server(error))),
             },
-            _ => Step::Ignore,
+            message @ BrokerageMessage::Unknown(_) => Step::Session {
+                message,
+                proof: false,
+            },
+            message => Step::Session {
+                message,
+                proof: true,
+            },
         }
     }
 
     fn replay(&mut self, frames: &mut Vec<String>) {
-        if !self.topics.is_empty() {
-            frames.push(encode(&BrokerageRequest::Subscribe {
-                topics: self.topics.iter().cloned().collect(),
-            }));
+        self.pending.clear();
+        let topics: Vec<Topic> = self.topics.lock().iter().cloned().collect();
+        for topic in topics {
+            self.push(true, topic, frames);
         }
     }
 
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     fn command(&mut self, command: BrokerageCommand, frames: &mut Vec<String>) {
-        match command {
-            BrokerageCommand::Subscribe(topics) => {
-                self.topics.extend(topics.iter().cloned());
-                if !topics.is_empty() {
-                    frames.push(encode(&BrokerageRequest::Subscribe { topics }));
+        let (subscribe, topics) = match command {
+            BrokerageCommand::Subscribe(topics) => (true, topics),
+            BrokerageCommand::Unsubscribe(topics) => (false, topics),
+        };
+        {
+            let mut wanted = self.topics.lock();
+            for topic in &topics {
+                if subscribe {
+                    wanted.insert(topic.clone());
+                } else {
+                    wanted.remove(topic);
                 }
             }
-            BrokerageCommand::Unsubscribe(topics) => {
-                for topic in &topics {
-                    self.topics.remove(topic);
-                }
-                if !topics.is_empty() {
-                    frames.push(encode(&BrokerageRequest::Unsubscribe { topics }));
-                }
+        }
+        let mut seen = BTreeSet::new();
+        for topic in topics {
+            if seen.insert(topic.clone()) {
+                self.push(subscribe, topic, frames);
             }
         }
     }
@@ -163,15 +283,18 @@ impl Protocol for BrokerageProtocol {
                 balance: data,
             }),
             BrokerageMessage::Subscribed { topics } => {
+                // `topics` is everything subscribed now: it answers every frame subscribing
+                // one of them.
+                self.pending
+                    .retain(|p| !(p.subscribe && topics.contains(&p.topic)));
                 Handled::Control(BrokerageEvent::Subscribed { topics })
             }
             BrokerageMessage::Unsubscribed { topics } => {
+                self.pending
+                    .retain(|p| p.subscribe || topics.contains(&p.topic));
                 Handled::Control(BrokerageEvent::Unsubscribed { topics })
             }
-            BrokerageMessage::Error(error) => match error_end(error) {
-                Ok(end) => Handled::End(end),
-                Err(error) => Handled::Control(BrokerageEvent::Error(StreamError::Server(error))),
-            },
+            BrokerageMessage::Error(error) => self.on_error(error),
             BrokerageMessage::Unknown(value) => Handled::Data(BrokerageEvent::Unknown(value)),
             BrokerageMessage::Welcome { .. } | BrokerageMessage::Authenticated {} => {
                 Handled::Nothing
@@ -221,19 +344,25 @@ impl BrokerageStreamBuilder {
         self
     }
 
-    /// Connects and authenticates, and returns once the first session is up.
+    /// Connects and authenticates, and returns once the first session is authenticated (the
+    /// `Connected` event follows once the subscriptions are answered; see the
+    /// [module documentation](crate::stream) for the order of events).
     ///
     /// The first attempt fails fast: a wrong URL, an unreachable server or refused
     /// credentials is an error here. Once connected, the stream reconnects by itself.
     pub async fn connect(self) -> Result<BrokerageStream, StreamError> {
         let url = stream_url(&self.url)?;
+        let topics = Topics::default();
+        topics.lock().extend(self.topics);
         let protocol = BrokerageProtocol {
             credentials: self.credentials,
-            topics: self.topics.into_iter().collect(),
+            topics: topics.clone(),
+            pending: VecDeque::new(),
+            answer_within: self.config.request_timeout,
         };
         let (control, events) = connection::start(protocol, url, self.config).await?;
         Ok(BrokerageStream {
-            handle: BrokerageHandle { control },
+            handle: BrokerageHandle { control, topics },
             events,
         })
     }
@@ -313,6 +442,13 @@ impl BrokerageStream {
         self.handle.unsubscribe(topics)
     }
 
+    /// What this stream is subscribed to: the topics it replays on every reconnect. A topic
+    /// the server refused is not in it (the stream told you with
+    /// [`BrokerageEvent::Refused`]).
+    pub fn subscriptions(&self) -> Vec<Topic> {
+        self.handle.subscriptions()
+    }
+
     /// A cloneable handle controlling this stream from elsewhere.
     pub fn handle(&self) -> BrokerageHandle {
         self.handle.clone()
@@ -336,6 +472,7 @@ impl futures::Stream for BrokerageStream {
 #[derive(Clone)]
 pub struct BrokerageHandle {
     control: Control<BrokerageCommand>,
+    topics: Topics,
 }
 
 impl fmt::Debug for BrokerageHandle {
@@ -350,14 +487,32 @@ impl BrokerageHandle {
     /// Subscribes to topics (kept and replayed on every reconnect). Fails only if the stream
     /// is closed.
     pub fn subscribe(&self, topics: impl IntoIterator<Item = Topic>) -> Result<(), StreamError> {
-        self.control
-            .send(BrokerageCommand::Subscribe(topics.into_iter().collect()))
+        let topics: Vec<Topic> = topics.into_iter().collect();
+        if self.control.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        self.topics.lock().extend(topics.iter().cloned());
+        self.control.send(BrokerageCommand::Subscribe(topics))
     }
 
     /// Unsubscribes from topics. Fails only if the stream is closed.
     pub fn unsubscribe(&self, topics: impl IntoIterator<Item = Topic>) -> Result<(), StreamError> {
-        self.control
-            .send(BrokerageCommand::Unsubscribe(topics.into_iter().collect()))
+        let topics: Vec<Topic> = topics.into_iter().collect();
+        if self.control.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        {
+            let mut wanted = self.topics.lock();
+            for topic in &topics {
+                wanted.remove(topic);
+            }
+        }
+        self.control.send(BrokerageCommand::Unsubscribe(topics))
+    }
+
+    /// What the stream is subscribed to (see [`BrokerageStream::subscriptions`]).
+    pub fn subscriptions(&self) -> Vec<Topic> {
+        self.topics.lock().iter().cloned().collect()
     }
 
     /// Closes the stream gracefully and waits until it is closed.

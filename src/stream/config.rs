@@ -91,7 +91,24 @@ pub struct StreamConfig {
     pub(crate) buffer: usize,
     pub(crate) overflow: Overflow,
     pub(crate) max_attempts: Option<u32>,
+    pub(crate) grace: Duration,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: usize,
 }
+
+/// The default [`StreamConfig::grace`]: 500 ms.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(500);
+
+/// The default [`StreamConfig::max_message_size`] and [`StreamConfig::max_frame_size`]:
+/// 4 MiB.
+///
+/// The largest legitimate messages are replies listing many items: a `subscriptions` reply
+/// for 50,000 option symbols is about 1.5 MB, a `snapshot` of 1,000 bars about 200 KB; an
+/// order update with its fills is a few KB. 4 MiB leaves room above all of them while a
+/// misbehaving server (or a man in the middle) can no longer make the client buffer the
+/// 64 MiB the WebSocket library would otherwise accept. Servers send a message as one frame,
+/// so the frame limit is the same.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 << 20;
 
 impl Default for StreamConfig {
     fn default() -> Self {
@@ -104,6 +121,9 @@ impl Default for StreamConfig {
             buffer: 1024,
             overflow: Overflow::Lag,
             max_attempts: None,
+            grace: DEFAULT_GRACE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_frame_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -144,7 +164,10 @@ impl StreamConfig {
         self
     }
 
-    /// How many events may wait for the consumer (default 1024, at least 1).
+    /// How many data events may wait for the consumer (default 1024, at least 1): at most
+    /// this many, counting those the stream has already taken from the connection task but
+    /// not yet handed out. Connection events and errors are never dropped for lack of room (a
+    /// bounded headroom of 256 above the buffer is kept for them).
     pub fn buffer(mut self, events: usize) -> Self {
         self.buffer = events.max(1);
         self
@@ -153,6 +176,37 @@ impl StreamConfig {
     /// What happens when the buffer is full (default [`Overflow::Lag`]).
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.overflow = overflow;
+        self
+    }
+
+    /// How long the client waits for messages Connect Trade does not document but may send
+    /// (default [`DEFAULT_GRACE`]):
+    ///
+    /// - the welcome: `authenticate` is sent when it arrives, or after this long without one;
+    /// - the reply to `authenticate`: success is an explicit reply, the first data or
+    ///   subscription reply, or this long without an error or a close;
+    /// - the replies to the subscriptions replayed on a (re)connect: `Connected` /
+    ///   `Reconnected` is emitted when all are answered, or once this long passed without a
+    ///   new reply.
+    ///
+    /// Each wait also ends at the handshake timeout.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace.max(MIN_TIMING);
+        self
+    }
+
+    /// The largest message accepted from the server (default [`DEFAULT_MAX_MESSAGE_SIZE`], at
+    /// least 1 KiB). A larger one ends the connection (the `Reconnecting` reason says so) and
+    /// the stream reconnects.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1024);
+        self
+    }
+
+    /// The largest WebSocket frame accepted from the server (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], at least 1 KiB).
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes.max(1024);
         self
     }
 

@@ -2,10 +2,16 @@
 //!
 //! One task owns the socket. The public handles send it commands over a channel; it sends
 //! events to the consumer over a bounded channel. On every (re)connect it does: connect →
-//! wait for the welcome → authenticate → replay the desired subscriptions (kept by the
-//! [`Protocol`], which knows the messages of one stream).
+//! the welcome, or a grace period without one → authenticate → an explicit reply, the first
+//! data, or a quiet grace period → replay the desired subscriptions (kept by the
+//! [`Protocol`], which knows the messages of one stream) → `Connected` / `Reconnected` once
+//! the replay is answered (or a grace period passed without a new answer).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::{
@@ -14,10 +20,10 @@ use tokio::{
     time::{Instant, sleep_until, timeout, timeout_at},
 };
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
+    Connector, MaybeTlsStream, WebSocketStream,
     tungstenite::{
         Message,
-        protocol::{CloseFrame, frame::coding::CloseCode},
+        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
     },
 };
 use url::Url;
@@ -66,13 +72,19 @@ pub(crate) enum Handled<E> {
 }
 
 /// What a server message means during the handshake.
-pub(crate) enum Step {
+pub(crate) enum Step<M> {
     /// The welcome.
     Welcome,
     /// The authentication was accepted.
     Authenticated,
-    /// Not part of the handshake: ignored.
-    Ignore,
+    /// A message of the session, delivered once it starts. `proof`: only an authenticated
+    /// session gets it (data, a subscription reply), so the authentication succeeded.
+    Session {
+        /// The message.
+        message: M,
+        /// Whether it proves the authentication succeeded.
+        proof: bool,
+    },
     /// The attempt ends.
     End(End),
 }
@@ -96,10 +108,19 @@ pub(crate) trait Protocol: Send + 'static {
 
     /// The authenticate frame for a new connection (may fetch a token first).
     fn authenticate(&mut self) -> impl Future<Output = Result<String, End>> + Send;
-    /// Interprets a message during the handshake.
-    fn handshake(&mut self, message: Self::Message) -> Step;
-    /// The frames that restore the session after authentication.
+    /// Interprets a message during the handshake; `authenticating`: the authenticate message
+    /// was sent, so an error is the server's answer to it.
+    fn handshake(&mut self, message: Self::Message, authenticating: bool) -> Step<Self::Message>;
+    /// The frames that restore the session after authentication (a new connection: whatever
+    /// was pending on the old one is forgotten).
     fn replay(&mut self, frames: &mut Vec<String>);
+    /// Frames the protocol decided to send while interpreting messages (a refused frame
+    /// split to find the item at fault).
+    fn outgoing(&mut self, _frames: &mut Vec<String>) {}
+    /// How many subscribe frames still wait for the server's answer.
+    fn pending(&self) -> usize {
+        0
+    }
     /// Applies a command to the desired state; `frames` receives what to send now (sent only
     /// if connected: the replay covers the rest).
     fn command(&mut self, command: Self::Command, frames: &mut Vec<String>);
@@ -217,6 +238,10 @@ pub(crate) async fn start<P: Protocol>(
         config,
         commands,
         close_acks: Vec::new(),
+        announce: None,
+        unanswered: 0,
+        settle_at: Instant::now(),
+        tls: None,
     };
     tokio::spawn(core.run(ready_tx));
     match ready.await {
@@ -239,6 +264,13 @@ struct Core<P: Protocol> {
     commands: mpsc::UnboundedReceiver<Command<P::Command>>,
     out: Outbox<P::Event>,
     close_acks: Vec<oneshot::Sender<()>>,
+    /// `Connected` / `Reconnected`, until the replay is answered.
+    announce: Option<ConnectionEvent>,
+    /// Subscribe frames unanswered at the last look, and when the wait for them ends.
+    unanswered: usize,
+    settle_at: Instant,
+    /// The TLS configuration of `wss://` (built once, on first use).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl<P: Protocol> Core<P> {
@@ -248,7 +280,7 @@ impl<P: Protocol> Core<P> {
         let mut down_since: Option<Instant> = None;
         loop {
             let end = match self.establish().await {
-                Ok(socket) => {
+                Ok((socket, early)) => {
                     let up_at = Instant::now();
                     let event = match down_since.take() {
                         None => ConnectionEvent::Connected,
@@ -256,13 +288,15 @@ impl<P: Protocol> Core<P> {
                             gap: up_at.duration_since(since),
                         },
                     };
+                    // `connect()` returns once authenticated; the `Connected` event follows
+                    // once the subscriptions are answered (the consumer is there to take the
+                    // events that come first, even in back-pressure mode).
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(Ok(()));
                     }
-                    let end = match self.emit_connection(event).await {
-                        Ok(()) => self.session(socket).await,
-                        Err(Gone) => End::Closed,
-                    };
+                    self.announce = Some(event);
+                    let end = self.session(socket, early).await;
+                    self.announce = None;
                     if up_at.elapsed() >= self.config.backoff.reset_after {
                         attempt = 0;
                     }
@@ -362,11 +396,16 @@ impl<P: Protocol> Core<P> {
         }
     }
 
-    /// Connects, authenticates and replays, applying commands meanwhile.
-    async fn establish(&mut self) -> Result<Socket, End> {
+    /// Connects and authenticates, applying commands meanwhile (to the desired state: the
+    /// replay that follows sends it). Returns the socket and the session's first messages.
+    async fn establish(&mut self) -> Result<(Socket, Vec<P::Message>), End> {
         let mut deferred = Vec::new();
         let result = {
-            let handshake = handshake(&mut self.protocol, &self.url, &self.config);
+            if self.url.scheme() == "wss" && self.tls.is_none() {
+                self.tls = Some(tls_config().map_err(End::Retry)?);
+            }
+            let connector = self.tls.clone().map(Connector::Rustls);
+            let handshake = handshake(&mut self.protocol, &self.url, &self.config, connector);
             tokio::pin!(handshake);
             loop {
                 tokio::select! {
@@ -386,21 +425,55 @@ impl<P: Protocol> Core<P> {
         for command in deferred {
             self.protocol.command(command, &mut frames);
         }
-        let mut socket = result?;
-        if !frames.is_empty() {
-            let deadline = Instant::now() + self.config.handshake_timeout;
-            send_all(&mut socket, &mut frames, deadline)
-                .await
-                .map_err(End::Retry)?;
-        }
-        Ok(socket)
+        result
     }
 
-    /// Runs an authenticated session until it ends.
-    async fn session(&mut self, mut socket: Socket) -> End {
+    /// Stages the `Connected` / `Reconnected` event once every replayed subscription is
+    /// answered, or at the deadline (`now`); moves the deadline on while answers keep coming.
+    fn settle(&mut self, now: Option<Instant>) {
+        if self.announce.is_none() {
+            return;
+        }
+        let unanswered = self.protocol.pending();
+        if unanswered == 0 || now.is_some_and(|now| now >= self.settle_at) {
+            if let Some(event) = self.announce.take() {
+                self.out.stage(P::event(CoreEvent::Connection(event)), true);
+            }
+        } else if unanswered != self.unanswered {
+            // Answers came (or frames were split and sent again): the server is working.
+            self.unanswered = unanswered;
+            self.settle_at = Instant::now() + self.config.grace;
+        }
+    }
+
+    /// Runs an authenticated session until it ends: first the messages that came with the
+    /// authentication, then the replay, then the `Connected` / `Reconnected` event once the
+    /// replay is answered.
+    async fn session(&mut self, mut socket: Socket, early: Vec<P::Message>) -> End {
         let idle = self.config.idle_timeout;
         let ping_every = self.config.ping_interval;
         let write_timeout = self.config.handshake_timeout;
+        for message in early {
+            let handled = self.protocol.message(message);
+            if let Some(end) = self.on_handled(handled) {
+                return end;
+            }
+        }
+        let mut frames = Vec::new();
+        self.protocol.replay(&mut frames);
+        if let Err(error) = send_all(&mut socket, &mut frames, Instant::now() + write_timeout).await
+        {
+            return End::Retry(error);
+        }
+        self.unanswered = self.protocol.pending();
+        self.settle_at = Instant::now() + self.config.grace;
+        self.settle(None);
+        if self.out.commit().await.is_err() {
+            return End::Closed;
+        }
+        let settle = sleep_until(self.settle_at);
+        tokio::pin!(settle);
+        let mut settle_at = self.settle_at;
         let mut last_rx = Instant::now();
         let mut next_ping = last_rx + ping_every;
         let timer = sleep_until(next_ping.min(last_rx + idle));
@@ -408,8 +481,11 @@ impl<P: Protocol> Core<P> {
         let mut renew_at = self.protocol.renew_at();
         let renew = sleep_until(renew_at.unwrap_or(last_rx));
         tokio::pin!(renew);
-        let mut frames = Vec::new();
         loop {
+            if self.settle_at != settle_at {
+                settle_at = self.settle_at;
+                settle.as_mut().reset(settle_at);
+            }
             let wanted = self.protocol.renew_at();
             if wanted != renew_at {
                 renew_at = wanted;
@@ -441,6 +517,12 @@ impl<P: Protocol> Core<P> {
                     if committed.is_err() {
                         return End::Closed;
                     }
+                    self.protocol.outgoing(&mut frames);
+                    if let Err(error) =
+                        send_all(&mut socket, &mut frames, Instant::now() + write_timeout).await
+                    {
+                        return End::Retry(error);
+                    }
                     last_rx = Instant::now();
                     if burst >= BURST {
                         // Under a flood the other branches are not polled: give them a turn.
@@ -460,6 +542,12 @@ impl<P: Protocol> Core<P> {
                     }
                 }
                 () = &mut timer => housekeeping = true,
+                () = &mut settle, if self.announce.is_some() => {
+                    self.settle(Some(Instant::now()));
+                    if self.out.commit().await.is_err() {
+                        return End::Closed;
+                    }
+                }
                 () = &mut renew, if renew_at.is_some() => {
                     match self.protocol.renew().await {
                         Ok(()) => return End::RetryNow(StreamError::TokenRenewal),
@@ -507,10 +595,12 @@ impl<P: Protocol> Core<P> {
             Some(Command::Protocol(command)) => {
                 self.protocol.command(command, frames);
                 let deadline = Instant::now() + self.config.handshake_timeout;
-                send_all(socket, frames, deadline)
-                    .await
-                    .err()
-                    .map(End::Retry)
+                if let Err(error) = send_all(socket, frames, deadline).await {
+                    return Some(End::Retry(error));
+                }
+                // A refusal may have been answered from the desired state at once.
+                self.settle(None);
+                self.out.commit().await.err().map(|Gone| End::Closed)
             }
         }
     }
@@ -541,10 +631,17 @@ impl<P: Protocol> Core<P> {
                 "the server closed the connection".to_string(),
             ))),
         };
+        self.on_handled(handled)
+    }
+
+    fn on_handled(&mut self, handled: Handled<P::Event>) -> Option<End> {
         match handled {
             Handled::Data(event) => self.out.stage(event, false),
-            Handled::Control(event) => self.out.stage(event, true),
-            Handled::Nothing => {}
+            Handled::Control(event) => {
+                self.out.stage(event, true);
+                self.settle(None);
+            }
+            Handled::Nothing => self.settle(None),
             Handled::End(end) => return Some(end),
         }
         None
@@ -565,17 +662,34 @@ fn close_parts(frame: Option<&CloseFrame>) -> (Option<u16>, &str) {
     }
 }
 
-/// Connect → welcome → authenticate → authenticated → replay, within the handshake timeout.
+/// Connect → the welcome (or a grace period without one) → authenticate → an explicit reply,
+/// the first message of a session, or a quiet grace period. Returns the socket and the
+/// messages of the session received meanwhile.
+///
+/// Nothing here depends on a message Connect Trade does not document: the brokerage stream
+/// documents its welcome, the market data stream does not; neither documents a reply to
+/// `authenticate`. Only a refusal the server states (an `error` message, a close code) ends
+/// the attempt.
 async fn handshake<P: Protocol>(
     protocol: &mut P,
     url: &Url,
     config: &StreamConfig,
-) -> Result<Socket, End> {
+    connector: Option<Connector>,
+) -> Result<(Socket, Vec<P::Message>), End> {
     let authenticate = protocol.authenticate().await?;
+    warn_if_frames_are_logged();
     let deadline = Instant::now() + config.handshake_timeout;
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_frame_size));
     let (mut socket, _) = timeout_at(
         deadline,
-        tokio_tungstenite::connect_async_with_config(url.as_str(), None, true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            Some(limits),
+            true,
+            connector,
+        ),
     )
     .await
     .map_err(|_| {
@@ -584,43 +698,52 @@ async fn handshake<P: Protocol>(
         )))
     })?
     .map_err(|error| End::Retry(StreamError::Connect(format!("{url}: {error}"))))?;
-    await_step(&mut socket, protocol, deadline, Expect::Welcome).await?;
+    let mut early = Vec::new();
+    let welcome_by = (Instant::now() + config.grace).min(deadline);
+    await_step(&mut socket, protocol, welcome_by, false, &mut early).await?;
     send_one(&mut socket, Message::text(authenticate), deadline)
         .await
         .map_err(End::Retry)?;
-    await_step(&mut socket, protocol, deadline, Expect::Authenticated).await?;
-    let mut frames = Vec::new();
-    protocol.replay(&mut frames);
-    send_all(&mut socket, &mut frames, deadline)
-        .await
-        .map_err(End::Retry)?;
-    Ok(socket)
+    let answer_by = (Instant::now() + config.grace).min(deadline);
+    await_step(&mut socket, protocol, answer_by, true, &mut early).await?;
+    Ok((socket, early))
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Expect {
-    Welcome,
-    Authenticated,
-}
-
+/// Waits for the welcome (`authenticating` false) or for the answer to `authenticate`
+/// (true) until `until`; either way, reaching `until` quietly is not an error.
 async fn await_step<P: Protocol>(
     socket: &mut Socket,
     protocol: &mut P,
-    deadline: Instant,
-    expect: Expect,
+    until: Instant,
+    authenticating: bool,
+    early: &mut Vec<P::Message>,
 ) -> Result<(), End> {
-    let what = match expect {
-        Expect::Welcome => "waiting for the welcome message",
-        Expect::Authenticated => "waiting for the reply to authenticate",
+    let what = if authenticating {
+        "waiting for the answer to authenticate"
+    } else {
+        "waiting for the welcome message"
     };
     loop {
-        let frame = timeout_at(deadline, socket.next())
-            .await
-            .map_err(|_| End::Retry(StreamError::HandshakeTimeout(what.to_string())))?;
+        let Ok(frame) = timeout_at(until, socket.next()).await else {
+            if authenticating {
+                tracing::debug!("no answer to authenticate within the grace period: authenticated");
+            } else {
+                tracing::debug!("no welcome within the grace period: authenticating anyway");
+            }
+            return Ok(());
+        };
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(frame))) => {
                 let (code, reason) = close_parts(frame.as_ref());
+                if authenticating && code == Some(u16::from(CloseCode::Policy)) {
+                    return Err(End::Terminal(StreamError::AuthRejected {
+                        code: super::protocol::ErrorCode::from(
+                            code.unwrap_or(0).to_string().as_str(),
+                        ),
+                        message: reason.to_string(),
+                    }));
+                }
                 return Err(protocol.closed_by_server(code, reason));
             }
             Some(Ok(_)) => continue,
@@ -642,13 +765,65 @@ async fn await_step<P: Protocol>(
                 continue;
             }
         };
-        match (protocol.handshake(message), expect) {
-            (Step::Welcome, Expect::Welcome) | (Step::Authenticated, Expect::Authenticated) => {
-                return Ok(());
+        match protocol.handshake(message, authenticating) {
+            Step::Welcome if !authenticating => return Ok(()),
+            Step::Authenticated if authenticating => return Ok(()),
+            Step::Session { message, proof } => {
+                early.push(message);
+                if proof && authenticating {
+                    return Ok(());
+                }
             }
-            (Step::End(end), _) => return Err(end),
-            _ => {}
+            Step::End(end) => return Err(end),
+            Step::Welcome | Step::Authenticated => {}
         }
+    }
+}
+
+/// The TLS configuration of `wss://`: the same trust as the REST client's (reqwest with
+/// rustls verifies with `rustls-platform-verifier`, i.e. the operating system's trust store
+/// and policy), with the process's default crypto provider if one is installed, otherwise
+/// aws-lc-rs (reqwest's choice too).
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, StreamError> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = rustls::crypto::CryptoProvider::get_default()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+            let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|error| format!("the platform's certificate verifier: {error}"))?;
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|error| format!("TLS versions: {error}"))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+        .map_err(|error| StreamError::Connect(format!("TLS could not be set up: {error}")))
+}
+
+/// The filter that keeps the WebSocket library's frame dumps out of the logs.
+pub(crate) const QUIET_FILTER: &str = "tungstenite=debug";
+
+/// At TRACE, tungstenite logs every frame it sends and receives, the authenticate message
+/// (client secret, market data token) included. Warn once if that level is on.
+fn warn_if_frames_are_logged() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let logged = log::log_enabled!(target: "tungstenite::protocol", log::Level::Trace)
+        || log::log_enabled!(target: "tokio_tungstenite", log::Level::Trace);
+    if logged {
+        WARNED.call_once(|| {
+            log::warn!(
+                target: "connect_trade::stream",
+                "TRACE logging is enabled for tungstenite, which logs every WebSocket frame: \
+                 the stream's authenticate message, with the client secret or the market data \
+                 token, will be in your logs. Set the filter `{QUIET_FILTER}` (e.g. \
+                 RUST_LOG=trace,{QUIET_FILTER})"
+            );
+        });
     }
 }
 

@@ -70,7 +70,7 @@ pub enum StreamError {
     TokenRenewal,
 
     /// The server sent an `error` message that does not end the stream.
-    #[error("the server reported {}: {}", .0.code, .0.message)]
+    #[error("the server reported {}", describe(.0))]
     Server(StreamErrorMessage),
 
     /// A frame could not be decoded. The frame is skipped and the stream goes on.
@@ -151,6 +151,10 @@ impl StreamError {
         }
     }
 
+    /// A failure of the token request, keeping the REST error as its source. Neither quotes
+    /// the response body: the body of `GET /connections/{connection_id}/token` is the token
+    /// (a secret-bearing operation, whose bodies the REST errors never quote), and this error
+    /// travels on into `Reconnecting` reasons and logs.
     pub(crate) fn token(error: crate::Error) -> StreamError {
         StreamError::Token {
             status: error.status(),
@@ -169,6 +173,28 @@ impl From<crate::Error> for StreamError {
             other => StreamError::token(other),
         }
     }
+}
+
+fn describe(error: &StreamErrorMessage) -> String {
+    if error.code.as_str().is_empty() {
+        error.message.clone()
+    } else {
+        format!("{}: {}", error.code, error.message)
+    }
+}
+
+/// Whether an `error` answering `authenticate` refuses it (terminal): anything but a failure
+/// on the server's side (`internal`) or its own timeout.
+pub(crate) fn refuses_authentication(error: &StreamErrorMessage) -> bool {
+    !matches!(error.code, ErrorCode::Internal | ErrorCode::AuthTimeout)
+}
+
+/// Whether an `error` (without a `request_id` of ours) answers a subscribe frame: the
+/// request was refused (`invalid_request`, or no code at all). Other codes are reported and
+/// refuse nothing.
+pub(crate) fn refuses_request(error: &StreamErrorMessage) -> bool {
+    error.request_id.is_none()
+        && (error.code == ErrorCode::InvalidRequest || error.code.as_str().is_empty())
 }
 
 /// At most this many characters of an undecodable frame are kept.

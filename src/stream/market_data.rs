@@ -2,11 +2,11 @@
 //! connection.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashSet, VecDeque},
     fmt,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
@@ -20,7 +20,7 @@ use super::{
     ConnectionEvent, MARKET_DATA_STREAM_URL, StreamConfig,
     connection::{self, Control, CoreEvent, End, Handled, Protocol, Step},
     encode,
-    error::{ErrorClass, StreamError, classify},
+    error::{ErrorClass, StreamError, classify, refuses_authentication, refuses_request},
     protocol::{
         Bar, BarInterval, CLOSE_AUTH_FAILED, CLOSE_TOKEN_EXPIRED, Channel, Depth, ErrorCode,
         MarketDataMessage, MarketDataRequest, OptionContractQuote, Quote, StreamErrorMessage,
@@ -65,6 +65,19 @@ pub enum MarketDataEvent {
         channel: Channel,
         /// The symbols.
         symbols: Vec<String>,
+    },
+    /// The server refused to subscribe these symbols on this channel: they left the
+    /// subscription set (see [`MarketDataStream::subscriptions`]) and are not replayed.
+    /// Symbols sent in the same frame are not affected: a refused frame of several symbols
+    /// is sent again without the symbols the error names, or split in halves until the
+    /// refused symbols are alone.
+    Refused {
+        /// The channel.
+        channel: Channel,
+        /// The refused symbols.
+        symbols: Vec<String>,
+        /// The server's `error` message.
+        reason: StreamErrorMessage,
     },
     /// The connection's life: connected, reconnecting, reconnected, closed, terminated.
     Connection(ConnectionEvent),
@@ -225,23 +238,248 @@ enum TokenSource {
     Connection(Box<ConnectionToken>),
 }
 
+/// Subscriptions by channel → symbol → parameters (the latest given win).
+type Wanted = BTreeMap<Channel, BTreeMap<String, SubscriptionParams>>;
+
+/// The subscriptions a market data stream wants, shared by its handles and its connection
+/// task.
+#[derive(Clone, Default)]
+struct Desired(Arc<Mutex<Wanted>>);
+
+impl Desired {
+    fn lock(&self) -> MutexGuard<'_, Wanted> {
+        // Every change is a few inserts or removes of whole entries: a poisoned lock is
+        // still consistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn insert(&self, subscription: &Subscription) {
+        let mut wanted = self.lock();
+        let symbols = wanted.entry(subscription.channel.clone()).or_default();
+        for symbol in &subscription.symbols {
+            symbols.insert(symbol.clone(), subscription.params.clone());
+        }
+    }
+
+    fn remove(&self, channel: &Channel, symbols: &[String]) {
+        let mut wanted = self.lock();
+        if let Some(desired) = wanted.get_mut(channel) {
+            for symbol in symbols {
+                desired.remove(symbol);
+            }
+            if desired.is_empty() {
+                wanted.remove(channel);
+            }
+        }
+    }
+
+    /// The subscriptions, symbols of one channel with the same parameters together.
+    fn subscriptions(&self) -> Vec<Subscription> {
+        let wanted = self.lock();
+        let mut out = Vec::new();
+        for (channel, symbols) in wanted.iter() {
+            let mut groups: Vec<(&SubscriptionParams, Vec<String>)> = Vec::new();
+            for (symbol, params) in symbols {
+                match groups.iter_mut().find(|(p, _)| *p == params) {
+                    Some((_, group)) => group.push(symbol.clone()),
+                    None => groups.push((params, vec![symbol.clone()])),
+                }
+            }
+            out.extend(groups.into_iter().map(|(params, symbols)| Subscription {
+                channel: channel.clone(),
+                symbols,
+                params: params.clone(),
+            }));
+        }
+        out
+    }
+}
+
+/// A subscribe or unsubscribe frame sent and not yet answered.
+struct PendingFrame {
+    subscribe: bool,
+    channel: Channel,
+    symbols: Vec<String>,
+    params: SubscriptionParams,
+    sent: Instant,
+}
+
 struct MarketDataProtocol {
     source: TokenSource,
-    /// Desired subscriptions: channel → symbol → parameters (the latest given win).
-    desired: BTreeMap<Channel, BTreeMap<String, SubscriptionParams>>,
+    desired: Desired,
     requests: BTreeMap<String, PendingRequest>,
     per_frame: usize,
+    /// Frames in the order sent; the server answers each in turn.
+    pending: VecDeque<PendingFrame>,
+    /// After this long an unanswered frame is taken as accepted.
+    answer_within: Duration,
+    /// Frames decided while interpreting messages, sent after the current burst.
+    outgoing: Vec<String>,
+    /// The token was not yet seen working on this connection.
+    unproven: bool,
+}
+
+/// Whether `text` names `symbol` as a whole word (not as part of a longer symbol).
+fn names(text: &str, symbol: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-');
+    let upper = symbol.to_ascii_uppercase();
+    [symbol, upper.as_str()].iter().any(|symbol| {
+        !symbol.is_empty()
+            && text.match_indices(*symbol).any(|(at, found)| {
+                !text[..at].chars().next_back().is_some_and(part)
+                    && !text[at + found.len()..].chars().next().is_some_and(part)
+            })
+    })
 }
 
 impl MarketDataProtocol {
-    fn push_subscribe(&self, subscription: &Subscription, frames: &mut Vec<String>) {
+    fn push_subscribe(&mut self, subscription: &Subscription, frames: &mut Vec<String>) {
         for chunk in subscription.symbols.chunks(self.per_frame) {
-            frames.push(encode(&MarketDataRequest::Subscribe(Subscription {
-                channel: subscription.channel.clone(),
-                symbols: chunk.to_vec(),
-                params: subscription.params.clone(),
-            })));
+            self.push_frame(
+                true,
+                subscription.channel.clone(),
+                chunk.to_vec(),
+                subscription.params.clone(),
+                frames,
+            );
         }
+    }
+
+    fn push_frame(
+        &mut self,
+        subscribe: bool,
+        channel: Channel,
+        symbols: Vec<String>,
+        params: SubscriptionParams,
+        frames: &mut Vec<String>,
+    ) {
+        // A server that never answers must not make this grow without end.
+        self.forget_stale();
+        frames.push(encode(&if subscribe {
+            MarketDataRequest::Subscribe(Subscription {
+                channel: channel.clone(),
+                symbols: symbols.clone(),
+                params: params.clone(),
+            })
+        } else {
+            MarketDataRequest::Unsubscribe {
+                channel: channel.clone(),
+                symbols: symbols.clone(),
+            }
+        }));
+        self.pending.push_back(PendingFrame {
+            subscribe,
+            channel,
+            symbols,
+            params,
+            sent: Instant::now(),
+        });
+    }
+
+    fn forget_stale(&mut self) {
+        let now = Instant::now();
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| now.duration_since(p.sent) >= self.answer_within)
+        {
+            self.pending.pop_front();
+        }
+    }
+
+    /// Removes the pending frames a confirmation answers: same channel, every symbol in it.
+    fn answered(&mut self, subscribe: bool, channel: &Channel, symbols: &[String]) {
+        let confirmed: HashSet<String> = symbols.iter().map(|s| s.to_ascii_uppercase()).collect();
+        self.pending.retain(|frame| {
+            !(frame.subscribe == subscribe
+                && frame.channel == *channel
+                && frame
+                    .symbols
+                    .iter()
+                    .all(|s| confirmed.contains(&s.to_ascii_uppercase())))
+        });
+    }
+
+    /// The server refused the oldest unanswered frame. One symbol: it is refused. Several:
+    /// the symbols the error names are refused and the others sent again; if it names none,
+    /// the frame is sent again in two halves, until the refused symbols are alone.
+    fn refused(&mut self, error: StreamErrorMessage) -> Handled<MarketDataEvent> {
+        self.forget_stale();
+        let Some(frame) = self.pending.pop_front() else {
+            return Handled::Control(MarketDataEvent::Error(StreamError::Server(error)));
+        };
+        if !frame.subscribe {
+            return Handled::Control(MarketDataEvent::Error(StreamError::Server(error)));
+        }
+        // Only what is still wanted (with these parameters) is retried or refused.
+        let symbols: Vec<String> = {
+            let wanted = self.desired.lock();
+            let on_channel = wanted.get(&frame.channel);
+            frame
+                .symbols
+                .into_iter()
+                .filter(|s| on_channel.and_then(|c| c.get(s)) == Some(&frame.params))
+                .collect()
+        };
+        let (refused, retry): (Vec<String>, Vec<String>) = if symbols.len() <= 1 {
+            (symbols, Vec::new())
+        } else {
+            let (named, others): (Vec<String>, Vec<String>) = symbols
+                .iter()
+                .cloned()
+                .partition(|s| names(&error.message, s));
+            if named.is_empty() {
+                let half = symbols.len().div_ceil(2);
+                let mut outgoing = std::mem::take(&mut self.outgoing);
+                for part in symbols.chunks(half) {
+                    self.push_frame(
+                        true,
+                        frame.channel.clone(),
+                        part.to_vec(),
+                        frame.params.clone(),
+                        &mut outgoing,
+                    );
+                }
+                self.outgoing = outgoing;
+                tracing::debug!(
+                    channel = %frame.channel,
+                    symbols = symbols.len(),
+                    reason = %error.message,
+                    "a subscribe frame was refused: sending it again in halves to find the \
+                     symbols at fault"
+                );
+                return Handled::Nothing;
+            }
+            (named, others)
+        };
+        if !retry.is_empty() {
+            let mut outgoing = std::mem::take(&mut self.outgoing);
+            self.push_frame(
+                true,
+                frame.channel.clone(),
+                retry,
+                frame.params.clone(),
+                &mut outgoing,
+            );
+            self.outgoing = outgoing;
+        }
+        if refused.is_empty() {
+            return Handled::Nothing;
+        }
+        self.desired.remove(&frame.channel, &refused);
+        tracing::warn!(
+            channel = %frame.channel,
+            symbols = ?refused,
+            reason = %error.message,
+            "symbols refused by the server: removed from the subscriptions"
+        );
+        Handled::Control(MarketDataEvent::Refused {
+            channel: frame.channel,
+            symbols: refused,
+            reason: error,
+        })
     }
 
     fn resolve(&mut self, id: &str, result: Result<MarketDataMessage, StreamError>) -> bool {
@@ -258,9 +496,19 @@ impl MarketDataProtocol {
     }
 
     /// What an `error` (or the matching close code) means; `Err` gives it back when it is
-    /// only to be reported.
-    fn on_error(&mut self, error: StreamErrorMessage) -> Result<End, StreamErrorMessage> {
-        match classify(&error) {
+    /// only to be reported. `authenticating`: it answers `authenticate`.
+    fn on_error(
+        &mut self,
+        error: StreamErrorMessage,
+        authenticating: bool,
+    ) -> Result<End, StreamErrorMessage> {
+        let class = match classify(&error) {
+            ErrorClass::Report if authenticating && refuses_authentication(&error) => {
+                ErrorClass::AuthRejected
+            }
+            class => class,
+        };
+        match class {
             ErrorClass::AuthRejected => {
                 let rejected = StreamError::AuthRejected {
                     code: error.code,
@@ -299,6 +547,19 @@ impl MarketDataProtocol {
     }
 }
 
+impl MarketDataProtocol {
+    /// The token was accepted on this connection (an explicit reply, or data came): if it
+    /// is refused later, fetching a new one is worth a try.
+    fn token_works(&mut self) {
+        self.unproven = false;
+        if let TokenSource::Connection(source) = &mut self.source
+            && let Some(held) = &mut source.held
+        {
+            held.fresh = false;
+        }
+    }
+}
+
 impl Protocol for MarketDataProtocol {
     type Message = MarketDataMessage;
     type Event = MarketDataEvent;
@@ -323,57 +584,62 @@ impl Protocol for MarketDataProtocol {
                 }
             }
         };
+        self.unproven = true;
         Ok(encode(&MarketDataRequest::Authenticate { token }))
     }
 
-    fn handshake(&mut self, message: MarketDataMessage) -> Step {
+    fn handshake(
+        &mut self,
+        message: MarketDataMessage,
+        authenticating: bool,
+    ) -> Step<MarketDataMessage> {
         match message {
             MarketDataMessage::Welcome { .. } => Step::Welcome,
             MarketDataMessage::Authenticated { expires_at } => {
+                self.token_works();
                 if let TokenSource::Connection(source) = &mut self.source
                     && let Some(held) = &mut source.held
+                    && expires_at.is_some()
                 {
-                    held.fresh = false;
                     // The server's word on the expiry wins if it is earlier.
-                    if expires_at.is_some() {
-                        let left = token_lifetime(expires_at);
-                        let at = Instant::now() + left.saturating_sub(source.margin.min(left / 2));
-                        held.refresh_at = held.refresh_at.min(at);
-                    }
+                    let left = token_lifetime(expires_at);
+                    let at = Instant::now() + left.saturating_sub(source.margin.min(left / 2));
+                    held.refresh_at = held.refresh_at.min(at);
                 }
                 Step::Authenticated
             }
-            MarketDataMessage::Error(error) => match self.on_error(error) {
+            MarketDataMessage::Error(error) => match self.on_error(error, authenticating) {
                 Ok(end) => Step::End(end),
                 Err(error) => Step::End(End::Retry(StreamError::Server(error))),
             },
-            _ => Step::Ignore,
+            message @ MarketDataMessage::Unknown(_) => Step::Session {
+                message,
+                proof: false,
+            },
+            message => Step::Session {
+                message,
+                proof: true,
+            },
         }
     }
 
     fn replay(&mut self, frames: &mut Vec<String>) {
-        for (channel, symbols) in &self.desired {
-            let mut groups: Vec<(&SubscriptionParams, Vec<String>)> = Vec::new();
-            for (symbol, params) in symbols {
-                match groups.iter_mut().find(|(p, _)| *p == params) {
-                    Some((_, group)) => group.push(symbol.clone()),
-                    None => groups.push((params, vec![symbol.clone()])),
-                }
-            }
-            for (params, symbols) in groups {
-                self.push_subscribe(
-                    &Subscription {
-                        channel: channel.clone(),
-                        symbols,
-                        params: params.clone(),
-                    },
-                    frames,
-                );
-            }
+        self.pending.clear();
+        self.outgoing.clear();
+        for subscription in self.desired.subscriptions() {
+            self.push_subscribe(&subscription, frames);
         }
         self.requests
             .retain(|_, pending| !pending.reply.is_closed());
         frames.extend(self.requests.values().map(|pending| pending.frame.clone()));
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn outgoing(&mut self, frames: &mut Vec<String>) {
+        frames.append(&mut self.outgoing);
     }
 
     fn command(&mut self, command: MarketDataCommand, frames: &mut Vec<String>) {
@@ -386,32 +652,22 @@ impl Protocol for MarketDataProtocol {
                 if subscription.symbols.is_empty() {
                     return;
                 }
-                let desired = self
-                    .desired
-                    .entry(subscription.channel.clone())
-                    .or_default();
-                for symbol in &subscription.symbols {
-                    desired.insert(symbol.clone(), subscription.params.clone());
-                }
+                self.desired.insert(&subscription);
                 self.push_subscribe(&subscription, frames);
             }
             MarketDataCommand::Unsubscribe { channel, symbols } => {
                 if symbols.is_empty() {
                     return;
                 }
-                if let Some(desired) = self.desired.get_mut(&channel) {
-                    for symbol in &symbols {
-                        desired.remove(symbol);
-                    }
-                    if desired.is_empty() {
-                        self.desired.remove(&channel);
-                    }
-                }
+                self.desired.remove(&channel, &symbols);
                 for chunk in symbols.chunks(self.per_frame) {
-                    frames.push(encode(&MarketDataRequest::Unsubscribe {
-                        channel: channel.clone(),
-                        symbols: chunk.to_vec(),
-                    }));
+                    self.push_frame(
+                        false,
+                        channel.clone(),
+                        chunk.to_vec(),
+                        SubscriptionParams::default(),
+                        frames,
+                    );
                 }
             }
             MarketDataCommand::Request { id, frame, reply } => {
@@ -424,6 +680,9 @@ impl Protocol for MarketDataProtocol {
     }
 
     fn message(&mut self, message: MarketDataMessage) -> Handled<MarketDataEvent> {
+        if self.unproven {
+            self.token_works();
+        }
         let reply_to = match &message {
             MarketDataMessage::Subscriptions { request_id, .. }
             | MarketDataMessage::Snapshot { request_id, .. } => Some(request_id.clone()),
@@ -442,9 +701,11 @@ impl Protocol for MarketDataProtocol {
                 Handled::Data(MarketDataEvent::OptionQuote(quote))
             }
             MarketDataMessage::Subscribed(subscription) => {
+                self.answered(true, &subscription.channel, &subscription.symbols);
                 Handled::Control(MarketDataEvent::Subscribed(subscription))
             }
             MarketDataMessage::Unsubscribed { channel, symbols } => {
+                self.answered(false, &channel, &symbols);
                 Handled::Control(MarketDataEvent::Unsubscribed { channel, symbols })
             }
             MarketDataMessage::Error(error) => {
@@ -454,8 +715,9 @@ impl Protocol for MarketDataProtocol {
                     self.resolve(&id, Err(StreamError::Server(error)));
                     return Handled::Nothing;
                 }
-                match self.on_error(error) {
+                match self.on_error(error, false) {
                     Ok(end) => Handled::End(end),
+                    Err(error) if refuses_request(&error) => self.refused(error),
                     Err(error) => {
                         Handled::Control(MarketDataEvent::Error(StreamError::Server(error)))
                     }
@@ -480,7 +742,7 @@ impl Protocol for MarketDataProtocol {
             message: reason.to_string(),
             request_id: None,
         };
-        self.on_error(error)
+        self.on_error(error, false)
             .unwrap_or_else(|error| End::Retry(StreamError::Server(error)))
     }
 
@@ -584,7 +846,8 @@ impl MarketDataStreamBuilder {
     }
 
     /// Fetches a token if needed, connects and authenticates, and returns once the first
-    /// session is up.
+    /// session is authenticated (the `Connected` event follows once the subscriptions are
+    /// answered; see the [module documentation](crate::stream) for the order of events).
     ///
     /// The first attempt fails fast: a wrong URL, an unreachable server, a refused token or a
     /// failed token request is an error here. Once connected, the stream reconnects (and
@@ -605,11 +868,16 @@ impl MarketDataStreamBuilder {
                 held: None,
             })),
         };
+        let desired = Desired::default();
         let mut protocol = MarketDataProtocol {
             source,
-            desired: BTreeMap::new(),
+            desired: desired.clone(),
             requests: BTreeMap::new(),
             per_frame: self.per_frame,
+            pending: VecDeque::new(),
+            answer_within: request_timeout,
+            outgoing: Vec::new(),
+            unproven: true,
         };
         let mut ignored = Vec::new();
         for subscription in self.subscriptions {
@@ -619,6 +887,7 @@ impl MarketDataStreamBuilder {
         Ok(MarketDataStream {
             handle: MarketDataHandle {
                 control,
+                desired,
                 next_id: Arc::new(AtomicU64::new(1)),
                 request_timeout,
             },
@@ -720,9 +989,18 @@ impl MarketDataStream {
         self.handle.unsubscribe(channel, symbols)
     }
 
-    /// The server's list of this connection's subscriptions.
+    /// The server's list of this connection's subscriptions (a round trip; compare
+    /// [`MarketDataStream::subscriptions`], the stream's own set).
     pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, StreamError> {
         self.handle.list_subscriptions().await
+    }
+
+    /// The subscriptions this stream keeps and replays on every reconnect: what you
+    /// subscribed, minus what you unsubscribed and what the server refused (each refusal
+    /// is a [`MarketDataEvent::Refused`] event). Symbols of a channel with the same
+    /// parameters come together, in symbol order.
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.handle.subscriptions()
     }
 
     /// Historical bars, without a subscription.
@@ -753,6 +1031,7 @@ impl futures::Stream for MarketDataStream {
 #[derive(Clone)]
 pub struct MarketDataHandle {
     control: Control<MarketDataCommand>,
+    desired: Desired,
     next_id: Arc<AtomicU64>,
     request_timeout: Duration,
 }
@@ -770,6 +1049,10 @@ impl MarketDataHandle {
     /// frames (see [`MarketDataStreamBuilder::symbols_per_frame`]). Fails only if the stream
     /// is closed.
     pub fn subscribe(&self, subscription: Subscription) -> Result<(), StreamError> {
+        if self.control.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        self.desired.insert(&subscription);
         self.control
             .send(MarketDataCommand::Subscribe(subscription))
     }
@@ -780,10 +1063,19 @@ impl MarketDataHandle {
         channel: Channel,
         symbols: impl IntoIterator<Item = S>,
     ) -> Result<(), StreamError> {
-        self.control.send(MarketDataCommand::Unsubscribe {
-            channel,
-            symbols: symbols.into_iter().map(Into::into).collect(),
-        })
+        if self.control.is_closed() {
+            return Err(StreamError::Closed);
+        }
+        let symbols: Vec<String> = symbols.into_iter().map(Into::into).collect();
+        self.desired.remove(&channel, &symbols);
+        self.control
+            .send(MarketDataCommand::Unsubscribe { channel, symbols })
+    }
+
+    /// The subscriptions this stream will replay on a reconnect (see
+    /// [`MarketDataStream::subscriptions`]).
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.desired.subscriptions()
     }
 
     /// The server's list of this connection's subscriptions. Waits at most the request

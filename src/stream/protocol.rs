@@ -7,8 +7,12 @@
 //! so an order from the stream and an order from `GET /orders` are one type. The simulator
 //! speaks exactly this; the day the real format is known, this module is what changes.
 //!
-//! Forward compatibility: a server message whose `type` is unknown decodes into
-//! `Unknown(serde_json::Value)`; unknown fields are ignored; codes are open enums.
+//! Forward compatibility, and no hidden data: a server message whose `type` is unknown, or
+//! whose `type` is known but whose body does not have our shape, decodes into
+//! `Unknown(serde_json::Value)` (the latter with a `tracing` warning); unknown fields are
+//! ignored; codes are open enums; `sequence` is read from a number or a string; an `error`
+//! with only a `message` decodes; an update without a top-level `account_id` takes its
+//! payload's.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -64,15 +68,23 @@ pub enum BrokerageRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct UpdateMeta {
-    /// The user the update belongs to.
+    /// The user the update belongs to (empty if the server did not say).
+    #[serde(default)]
     pub user_id: String,
-    /// The account the update belongs to.
+    /// The account the update belongs to (when the message has no top-level `account_id`,
+    /// the payload's).
+    #[serde(default)]
     pub account_id: String,
     /// When the change happened at the server (inferred).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<DateTime<Utc>>,
-    /// A number that grows with every update of the session (inferred).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A number that grows with every update of the session (inferred; read from a JSON
+    /// number or a string of digits).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number_or_string"
+    )]
     pub sequence: Option<u64>,
 }
 
@@ -547,7 +559,8 @@ open_enum! {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct StreamErrorMessage {
-    /// What kind of error.
+    /// What kind of error (empty, and unknown, when the server sent only a `message`).
+    #[serde(default = "no_code")]
     pub code: ErrorCode,
     /// The server's text.
     #[serde(default)]
@@ -555,6 +568,28 @@ pub struct StreamErrorMessage {
     /// The request this answers, for `list_subscriptions` and `snapshot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+fn no_code() -> ErrorCode {
+    ErrorCode::from_wire("")
+}
+
+/// `sequence` as a JSON number or a string of digits; anything else is no sequence.
+fn number_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Number(u64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<Wire>::deserialize(deserializer)? {
+        Some(Wire::Number(n)) => Some(n),
+        Some(Wire::Text(text)) => text.trim().parse().ok(),
+        Some(Wire::Other(_)) | None => None,
+    })
 }
 
 /// WebSocket close codes the servers use (inferred): authentication refused.
@@ -568,26 +603,36 @@ pub const CLOSE_TOKEN_EXPIRED: u16 = 4004;
 
 /// Decodes a server message of either stream, keeping an unknown `type` whole.
 pub trait ServerMessage: Sized + for<'de> Deserialize<'de> {
-    /// Wraps a message whose `type` is not known.
+    /// Wraps a message that is kept whole.
     fn unknown(value: serde_json::Value) -> Self;
 
-    /// Decodes one text frame. A known type decodes directly; an unknown `type` gives
-    /// `Unknown` with the whole JSON; anything else (not JSON, no `type`, a known type with a
-    /// wrong shape) is an error.
+    /// Repairs what a lenient decode left out (an update's `account_id`).
+    fn complete(self) -> Self {
+        self
+    }
+
+    /// Decodes one text frame. A known type with our shape decodes directly. Any other JSON
+    /// object with a string `type` gives `Unknown` with the whole JSON: an unknown type
+    /// silently, a known type whose body does not match our shape with a `tracing` warning
+    /// (data is never dropped because our reconstruction of the format was wrong). Only a
+    /// frame that is not JSON, or has no `type`, is an error.
     fn decode(text: &str) -> Result<Self, serde_json::Error> {
         match serde_json::from_str::<Self>(text) {
-            Ok(message) => Ok(message),
+            Ok(message) => Ok(message.complete()),
             Err(error) => {
                 let value: serde_json::Value = serde_json::from_str(text)?;
-                let is_unknown_type = value
-                    .get("type")
-                    .and_then(|t| t.as_str())
-                    .is_some_and(|t| !Self::KNOWN_TYPES.contains(&t));
-                if is_unknown_type {
-                    Ok(Self::unknown(value))
-                } else {
-                    Err(error)
+                let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+                    return Err(error);
+                };
+                if Self::KNOWN_TYPES.contains(&kind) {
+                    tracing::warn!(
+                        r#type = kind,
+                        %error,
+                        "a server message of a known type does not have the expected shape; \
+                         delivered as Unknown"
+                    );
                 }
+                Ok(Self::unknown(value))
             }
         }
     }
@@ -596,9 +641,32 @@ pub trait ServerMessage: Sized + for<'de> Deserialize<'de> {
     const KNOWN_TYPES: &'static [&'static str];
 }
 
+/// The `account_id` of a payload, for an update whose top level has none.
+fn payload_account<T: Serialize>(data: &T) -> String {
+    serde_json::to_value(data)
+        .ok()
+        .and_then(|value| value.get("account_id")?.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 impl ServerMessage for BrokerageMessage {
     fn unknown(value: serde_json::Value) -> Self {
         BrokerageMessage::Unknown(value)
+    }
+    fn complete(mut self) -> Self {
+        match &mut self {
+            BrokerageMessage::Order { meta, data } if meta.account_id.is_empty() => {
+                meta.account_id = payload_account(data)
+            }
+            BrokerageMessage::Position { meta, data } if meta.account_id.is_empty() => {
+                meta.account_id = payload_account(data)
+            }
+            BrokerageMessage::Balance { meta, data } if meta.account_id.is_empty() => {
+                meta.account_id = payload_account(data)
+            }
+            _ => {}
+        }
+        self
     }
     const KNOWN_TYPES: &'static [&'static str] = &[
         "welcome",

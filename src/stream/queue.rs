@@ -7,13 +7,17 @@
 //! everything queued in one lock. Overflow is handled in place: when the queue is full, a
 //! dropped data event increments a `Lagged` marker at the tail, so the consumer sees exactly
 //! where the gap is and how big it was.
+//!
+//! The capacity counts every event the consumer has not been handed yet: those in the
+//! shared queue and those the consumer already took into its local batch (published by the
+//! consumer in an atomic, so handing out an event costs no lock).
 
 use std::{
     collections::VecDeque,
     future::poll_fn,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
 };
@@ -46,6 +50,10 @@ struct Shared<E> {
     consumer: AtomicWaker,
     producer: Arc<Closing>,
     capacity: usize,
+    /// Events in the consumer's local batch, not yet handed out. Written by the consumer
+    /// (under the lock when it takes a batch); read by the producer under the lock. A stale
+    /// read is only ever too high, so the capacity is never exceeded.
+    taken: AtomicUsize,
 }
 
 /// Wakes a producer waiting for room; set, it stops waiting altogether (the stream is being
@@ -97,6 +105,8 @@ pub(crate) struct Receiver<E> {
     shared: Arc<Shared<E>>,
     /// Taken from the shared queue in one go.
     local: VecDeque<Slot<E>>,
+    /// Events (not markers) in `local`.
+    local_events: usize,
     lagged: fn(u64) -> E,
 }
 
@@ -117,6 +127,7 @@ pub(crate) fn channel<E>(
         consumer: AtomicWaker::new(),
         producer: closing.clone(),
         capacity: capacity.max(1),
+        taken: AtomicUsize::new(0),
     });
     (
         Sender {
@@ -126,6 +137,7 @@ pub(crate) fn channel<E>(
         Receiver {
             shared,
             local: VecDeque::new(),
+            local_events: 0,
             lagged,
         },
         closing,
@@ -134,8 +146,8 @@ pub(crate) fn channel<E>(
 
 /// Moves everything staged at once if it all fits (the usual case: no copy at all when the
 /// consumer has taken everything before). False if it does not fit.
-fn move_all<E>(staged: &mut VecDeque<Slot<E>>, state: &mut State<E>, capacity: usize) -> bool {
-    if state.events + staged.len() > capacity {
+fn move_all<E>(staged: &mut VecDeque<Slot<E>>, state: &mut State<E>, room: usize) -> bool {
+    if state.events + staged.len() > room {
         return false;
     }
     state.events += staged.len();
@@ -151,6 +163,14 @@ fn count_drop<E>(state: &mut State<E>) {
     match state.queue.back_mut() {
         Some(Slot::Lagged(dropped)) => *dropped += 1,
         _ => state.queue.push_back(Slot::Lagged(1)),
+    }
+}
+
+impl<E> Shared<E> {
+    /// The capacity left for the shared queue: the capacity less what the consumer holds.
+    fn room(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.taken.load(Ordering::Relaxed))
     }
 }
 
@@ -172,17 +192,17 @@ impl<E> Sender<E> {
         if self.staged.is_empty() {
             return Ok(());
         }
-        let capacity = self.shared.capacity;
         let mut state = self.shared.lock();
         if state.receiver_gone {
             self.staged.clear();
             return Err(Gone);
         }
-        if !move_all(&mut self.staged, &mut state, self.shared.capacity) {
+        let room = self.shared.room();
+        if !move_all(&mut self.staged, &mut state, room) {
             for slot in self.staged.drain(..) {
                 let limit = match slot {
-                    Slot::Control(_) => capacity + CONTROL_HEADROOM,
-                    _ => capacity,
+                    Slot::Control(_) => room + CONTROL_HEADROOM,
+                    _ => room,
                 };
                 if state.events < limit {
                     state.queue.push_back(slot);
@@ -218,8 +238,9 @@ impl<E> Sender<E> {
                     return Poll::Ready(Err(Gone));
                 }
                 let unbounded = self.shared.producer.is_closing();
-                if !move_all(&mut self.staged, &mut state, self.shared.capacity) {
-                    while state.events < self.shared.capacity || unbounded {
+                let room = self.shared.room();
+                if !move_all(&mut self.staged, &mut state, room) {
+                    while state.events < room || unbounded {
                         let Some(slot) = self.staged.pop_front() else {
                             break;
                         };
@@ -269,26 +290,42 @@ impl<E> Receiver<E> {
         }
     }
 
+    /// Hands out the next slot of the local batch, publishing how many events it still holds.
+    fn pop_local(&mut self) -> Option<E> {
+        let slot = self.local.pop_front()?;
+        if !matches!(slot, Slot::Lagged(_)) {
+            self.local_events = self.local_events.saturating_sub(1);
+            self.shared
+                .taken
+                .store(self.local_events, Ordering::Relaxed);
+        }
+        Some(self.materialize(slot))
+    }
+
     /// The next event; `None` once the producer is gone and everything was taken.
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<E>> {
-        if let Some(slot) = self.local.pop_front() {
-            return Poll::Ready(Some(self.materialize(slot)));
+        if let Some(event) = self.pop_local() {
+            return Poll::Ready(Some(event));
         }
         for registered in [false, true] {
             {
                 let mut state = self.shared.lock();
                 if !state.queue.is_empty() {
                     std::mem::swap(&mut self.local, &mut state.queue);
+                    self.local_events = state.events;
+                    self.shared.taken.store(state.events, Ordering::Relaxed);
                     state.events = 0;
                     drop(state);
-                    self.shared.producer.wake();
-                    if let Some(slot) = self.local.pop_front() {
-                        return Poll::Ready(Some(self.materialize(slot)));
+                    if let Some(event) = self.pop_local() {
+                        self.shared.producer.wake();
+                        return Poll::Ready(Some(event));
                     }
                 } else if state.sender_gone {
                     return Poll::Ready(None);
                 }
             }
+            // Everything handed out: a producer waiting for room may go on.
+            self.shared.producer.wake();
             if registered {
                 break;
             }
