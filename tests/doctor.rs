@@ -1,6 +1,6 @@
 //! `connect-trade-doctor` against the simulator: nothing diverges on the default wire, only
 //! GETs are sent, and the capture holds no secret, id or account number of the run.
-#![cfg(all(feature = "sim", feature = "doctor"))]
+#![cfg(feature = "doctor")]
 
 use std::path::{Path, PathBuf};
 
@@ -9,12 +9,15 @@ use connect_trade::{
     codes::{BrokerCode, Instrument, OrderSide, OrderType, TimeInForce},
     doctor::{self, DoctorOptions, Report},
     rest::types::PlaceOrderRequest,
-    sim::{PaperUser, Simulator},
 };
+use connect_trade_sim::{PaperUser, Simulator};
 
 /// A scratch directory of this test, empty.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("connect-trade-doctor-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "connect-trade-doctor-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -34,7 +37,11 @@ async fn sim_with_history() -> (Simulator, PaperUser) {
         .expect("paper user");
     for (cl, order_type, limit) in [
         ("doctor-mkt-1", OrderType::Market, None),
-        ("doctor-lmt-1", OrderType::Limit, Some("1.00".parse().unwrap())),
+        (
+            "doctor-lmt-1",
+            OrderType::Limit,
+            Some("1.00".parse().unwrap()),
+        ),
     ] {
         let body = PlaceOrderRequest {
             account_id: user.account_id.clone(),
@@ -71,7 +78,9 @@ fn options(sim: &Simulator, user: &PaperUser) -> DoctorOptions {
 
 async fn run(options: &DoctorOptions) -> (Report, String) {
     let mut notices = Vec::new();
-    let report = doctor::run(options, &mut notices).await.expect("doctor runs");
+    let report = doctor::run(options, &mut notices)
+        .await
+        .expect("doctor runs");
     (report, String::from_utf8(notices).unwrap())
 }
 
@@ -80,9 +89,18 @@ async fn on_the_default_wire_nothing_diverges() {
     let (sim, user) = sim_with_history().await;
     let (report, notices) = run(&options(&sim, &user)).await;
     assert!(notices.contains("Read-only"), "{notices}");
-    assert_eq!(report.lines(), Vec::<String>::new(), "{}", report.to_human());
+    assert_eq!(
+        report.lines(),
+        Vec::<String>::new(),
+        "{}",
+        report.to_human()
+    );
     assert_eq!(report.exit_code(), 0);
-    let operations: Vec<&str> = report.operations.iter().map(|o| o.operation.as_str()).collect();
+    let operations: Vec<&str> = report
+        .operations
+        .iter()
+        .map(|o| o.operation.as_str())
+        .collect();
     assert_eq!(
         operations,
         [
@@ -158,7 +176,9 @@ fn identifiers(value: &serde_json::Value, out: &mut Vec<String>) {
                     || key.contains("token")
                     || key.contains("cursor");
                 match child {
-                    serde_json::Value::String(s) if sensitive && !s.is_empty() => out.push(s.clone()),
+                    serde_json::Value::String(s) if sensitive && !s.is_empty() => {
+                        out.push(s.clone())
+                    }
                     serde_json::Value::Number(n) if sensitive => out.push(n.to_string()),
                     other => identifiers(other, out),
                 }
@@ -181,8 +201,14 @@ async fn the_capture_holds_no_secret_id_or_account_number_of_the_run() {
     options.brokerage_url = sim.brokerage_stream_url().to_string();
     options.stream_duration = std::time::Duration::from_millis(300);
     let (report, notices) = run(&options).await;
-    assert!(notices.contains(doctor::MARKET_DATA_CONSEQUENCE), "{notices}");
-    assert!(notices.contains(doctor::BROKERAGE_STREAM_CONSEQUENCE), "{notices}");
+    assert!(
+        notices.contains(doctor::MARKET_DATA_CONSEQUENCE),
+        "{notices}"
+    );
+    assert!(
+        notices.contains(doctor::BROKERAGE_STREAM_CONSEQUENCE),
+        "{notices}"
+    );
     assert!(!report.read_only);
 
     let platform = sim.credentials();
@@ -219,11 +245,27 @@ async fn the_capture_holds_no_secret_id_or_account_number_of_the_run() {
         .find(|(p, _)| p.to_string_lossy().contains("get_order"))
         .expect("a get_order capture");
     let single: serde_json::Value = serde_json::from_str(&single.1).unwrap();
-    let order_id = single["response"]["body"]["order_id"].as_str().unwrap().to_string();
-    let account_id = single["response"]["body"]["account_id"].as_str().unwrap().to_string();
+    let order_id = single["response"]["body"]["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let account_id = single["response"]["body"]["account_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(order_id.len(), "ord_000000".len().max(order_id.len()));
-    assert!(single["request"]["url"].as_str().unwrap().contains(&order_id));
-    assert!(single["request"]["url"].as_str().unwrap().contains(&account_id));
+    assert!(
+        single["request"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&order_id)
+    );
+    assert!(
+        single["request"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&account_id)
+    );
     let accounts = files
         .iter()
         .find(|(p, _)| p.to_string_lossy().contains("list_accounts"))

@@ -129,7 +129,11 @@ fn main() -> ExitCode {
             })
             .transpose()
     };
-    match (number("--pages"), number("--page-size"), number("--seconds")) {
+    match (
+        number("--pages"),
+        number("--page-size"),
+        number("--seconds"),
+    ) {
         (Ok(pages), Ok(size), Ok(seconds)) => {
             if let Some(pages) = pages {
                 options.order_pages = pages;

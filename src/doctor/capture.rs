@@ -112,14 +112,18 @@ impl Redactor {
                     other => other,
                 })
                 .collect();
-            if candidate != value && !self.used.contains(&candidate) && !self.ids.contains_key(&candidate) {
+            if candidate != value
+                && !self.used.contains(&candidate)
+                && !self.ids.contains_key(&candidate)
+            {
                 self.used.insert(candidate.clone());
                 self.ids.insert(value.to_string(), candidate);
                 return;
             }
         }
         // No letters or digits to vary (e.g. "-"): too short to matter, keep a marker.
-        self.ids.insert(value.to_string(), format!("ID{}", self.ids.len()));
+        self.ids
+            .insert(value.to_string(), format!("ID{}", self.ids.len()));
     }
 
     /// Marks `value` a secret: it will be replaced by `REDACTED`.
@@ -182,7 +186,8 @@ impl Redactor {
         for secret in secrets {
             text = text.replace(secret.as_str(), REDACTED);
         }
-        let mut ids: Vec<(&String, &String)> = self.ids.iter().filter(|(k, _)| k.len() >= 3).collect();
+        let mut ids: Vec<(&String, &String)> =
+            self.ids.iter().filter(|(k, _)| k.len() >= 3).collect();
         ids.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
         replace_bounded(&text, &ids)
     }
@@ -194,7 +199,9 @@ impl Redactor {
                 map.iter()
                     .map(|(key, child)| {
                         let redacted = match child {
-                            Value::String(_) if is_secret_name(key) => Value::String(REDACTED.into()),
+                            Value::String(_) if is_secret_name(key) => {
+                                Value::String(REDACTED.into())
+                            }
                             Value::Number(n) if is_id_name(key) => {
                                 let text = self.redact_str(&n.to_string());
                                 text.parse::<serde_json::Number>()
@@ -207,7 +214,9 @@ impl Redactor {
                     })
                     .collect(),
             ),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.redact_json(v)).collect()),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.redact_json(v)).collect())
+            }
             Value::String(s) => Value::String(self.redact_str(s)),
             other => other.clone(),
         }
@@ -337,7 +346,9 @@ pub(crate) fn write(
     for (i, exchange) in exchanges.iter().enumerate() {
         let body = match body_json(&exchange.body) {
             Some(value) => json!({ "body": redactor.redact_json(&value) }),
-            None => json!({ "body_text": redactor.redact_str(&String::from_utf8_lossy(&exchange.body)) }),
+            None => {
+                json!({ "body_text": redactor.redact_str(&String::from_utf8_lossy(&exchange.body)) })
+            }
         };
         let mut response = json!({
             "status": exchange.status,

@@ -42,7 +42,8 @@ use report::OperationAggregate;
 use schema::Checker;
 
 /// The spec this build of the SDK was generated from.
-pub const BUILT_IN_SPEC: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openapi.json"));
+pub const BUILT_IN_SPEC: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/spec/openapi.json"));
 
 /// What the doctor says before it sends anything.
 pub const READ_ONLY_NOTICE: &str = "Read-only: only GET requests (GET /users, and for the user \
@@ -173,13 +174,22 @@ fn decoders() -> Result<HashMap<&'static str, Decoder>, DoctorError> {
         .map_err(|e| DoctorError::Config(e.to_string()))?;
     let mut map: HashMap<&'static str, Decoder> = HashMap::new();
     map.insert("list_users", decoder_of(&client.list_users().send()));
-    map.insert("list_connections", decoder_of(&client.list_connections().send()));
+    map.insert(
+        "list_connections",
+        decoder_of(&client.list_connections().send()),
+    );
     map.insert("list_accounts", decoder_of(&client.list_accounts().send()));
     map.insert("list_balances", decoder_of(&client.list_balances().send()));
-    map.insert("list_positions", decoder_of(&client.list_positions().send()));
+    map.insert(
+        "list_positions",
+        decoder_of(&client.list_positions().send()),
+    );
     map.insert("list_orders", decoder_of(&client.list_orders().send()));
     map.insert("get_order", decoder_of(&client.get_order().send()));
-    map.insert("list_transactions", decoder_of(&client.list_transactions().send()));
+    map.insert(
+        "list_transactions",
+        decoder_of(&client.list_transactions().send()),
+    );
     map.insert(
         "get_market_data_token",
         decoder_of(&client.get_market_data_token().send()),
@@ -199,9 +209,15 @@ pub async fn run(
     let _ = writeln!(out, "{READ_ONLY_NOTICE}");
     let outcome = session.run(options, out).await;
     if let Some(dir) = &options.capture_dir {
-        let written = capture::write(dir, &session.exchanges, &session.streams, options)
-            .map_err(|e| DoctorError::Config(format!("cannot write captures to {}: {e}", dir.display())))?;
-        let _ = writeln!(out, "Captures (redacted): {written} files in {}", dir.display());
+        let written =
+            capture::write(dir, &session.exchanges, &session.streams, options).map_err(|e| {
+                DoctorError::Config(format!("cannot write captures to {}: {e}", dir.display()))
+            })?;
+        let _ = writeln!(
+            out,
+            "Captures (redacted): {written} files in {}",
+            dir.display()
+        );
     }
     outcome?;
     Ok(session.report(options))
@@ -222,7 +238,8 @@ struct Session {
 
 impl Session {
     fn new(options: &DoctorOptions) -> Result<Session, DoctorError> {
-        let base = parse_base_url(&options.base_url).map_err(|e| DoctorError::Config(e.to_string()))?;
+        let base =
+            parse_base_url(&options.base_url).map_err(|e| DoctorError::Config(e.to_string()))?;
         let spec = match &options.spec {
             Some(spec) => spec.clone(),
             None => serde_json::from_str(BUILT_IN_SPEC)
@@ -254,8 +271,14 @@ impl Session {
         options: &DoctorOptions,
         out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), DoctorError> {
-        let users = self.get(options, "list_users", "/users", "/users", &[], false).await?;
-        refuse_if_unauthorized(&users, "GET /users", "CONNECT_TRADE_CLIENT_ID / CONNECT_TRADE_CLIENT_SECRET")?;
+        let users = self
+            .get(options, "list_users", "/users", "/users", &[], false)
+            .await?;
+        refuse_if_unauthorized(
+            &users,
+            "GET /users",
+            "CONNECT_TRADE_CLIENT_ID / CONNECT_TRADE_CLIENT_SECRET",
+        )?;
         if options.user.is_none() {
             self.notes.push(format!(
                 "No user credentials: only GET /users was checked. Set {} and {} (or pass \
@@ -266,12 +289,47 @@ impl Session {
             ));
         } else {
             let connections = self
-                .get(options, "list_connections", "/connections", "/connections", &[], true)
+                .get(
+                    options,
+                    "list_connections",
+                    "/connections",
+                    "/connections",
+                    &[],
+                    true,
+                )
                 .await?;
-            refuse_if_unauthorized(&connections, "GET /connections", "CONNECT_TRADE_USER_ID / CONNECT_TRADE_USER_SECRET")?;
-            self.get(options, "list_accounts", "/accounts", "/accounts", &[], true).await?;
-            self.get(options, "list_balances", "/balances", "/balances", &[], true).await?;
-            self.get(options, "list_positions", "/positions", "/positions", &[], true).await?;
+            refuse_if_unauthorized(
+                &connections,
+                "GET /connections",
+                "CONNECT_TRADE_USER_ID / CONNECT_TRADE_USER_SECRET",
+            )?;
+            self.get(
+                options,
+                "list_accounts",
+                "/accounts",
+                "/accounts",
+                &[],
+                true,
+            )
+            .await?;
+            self.get(
+                options,
+                "list_balances",
+                "/balances",
+                "/balances",
+                &[],
+                true,
+            )
+            .await?;
+            self.get(
+                options,
+                "list_positions",
+                "/positions",
+                "/positions",
+                &[],
+                true,
+            )
+            .await?;
             let first_order = self.orders(options).await?;
             match first_order {
                 Some((account_id, order_id)) => {
@@ -280,8 +338,15 @@ impl Session {
                         path_segment(&account_id),
                         path_segment(&order_id)
                     );
-                    self.get(options, "get_order", "/accounts/{account_id}/orders/{order_id}", &path, &[], true)
-                        .await?;
+                    self.get(
+                        options,
+                        "get_order",
+                        "/accounts/{account_id}/orders/{order_id}",
+                        &path,
+                        &[],
+                        true,
+                    )
+                    .await?;
                 }
                 None => self.notes.push(
                     "GET /accounts/{account_id}/orders/{order_id} not checked: the user has no \
@@ -289,8 +354,15 @@ impl Session {
                         .into(),
                 ),
             }
-            self.get(options, "list_transactions", "/transactions", "/transactions", &[], true)
-                .await?;
+            self.get(
+                options,
+                "list_transactions",
+                "/transactions",
+                "/transactions",
+                &[],
+                true,
+            )
+            .await?;
         }
         if let Some(connection_id) = &options.market_data {
             let _ = writeln!(out, "{MARKET_DATA_CONSEQUENCE}");
@@ -301,7 +373,14 @@ impl Session {
             }
             let path = format!("/connections/{}/token", path_segment(connection_id));
             let token = self
-                .get(options, "get_market_data_token", "/connections/{connection_id}/token", &path, &[], true)
+                .get(
+                    options,
+                    "get_market_data_token",
+                    "/connections/{connection_id}/token",
+                    &path,
+                    &[],
+                    true,
+                )
                 .await?;
             let body: Value = serde_json::from_slice(&token.body).unwrap_or(Value::Null);
             let secret = body
@@ -331,7 +410,10 @@ impl Session {
 
     /// `GET /orders?status=all`, following whatever paging the server offers, up to
     /// `order_pages` pages. Returns the first order's account and id.
-    async fn orders(&mut self, options: &DoctorOptions) -> Result<Option<(String, String)>, DoctorError> {
+    async fn orders(
+        &mut self,
+        options: &DoctorOptions,
+    ) -> Result<Option<(String, String)>, DoctorError> {
         let mut first = None;
         let mut query: Vec<(String, String)> = vec![("status".into(), "all".into())];
         if let Some(limit) = options.order_page_size {
@@ -339,7 +421,9 @@ impl Session {
         }
         let mut seen_cursors = std::collections::HashSet::new();
         for _ in 0..options.order_pages.max(1) {
-            let exchange = self.get(options, "list_orders", "/orders", "/orders", &query, true).await?;
+            let exchange = self
+                .get(options, "list_orders", "/orders", "/orders", &query, true)
+                .await?;
             let body: Value = serde_json::from_slice(&exchange.body).unwrap_or(Value::Null);
             if first.is_none() {
                 first = first_order(&body);
@@ -370,11 +454,15 @@ impl Session {
         let base_path = url.path().trim_end_matches('/').to_string();
         url.set_path(&format!("{base_path}{path}"));
         if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         let mut headers: Vec<(String, String)> = vec![
             ("client-id".into(), options.platform.client_id.clone()),
-            ("client-secret".into(), options.platform.client_secret.expose().to_string()),
+            (
+                "client-secret".into(),
+                options.platform.client_secret.expose().to_string(),
+            ),
         ];
         if as_user && let Some(user) = &options.user {
             headers.push(("user-id".into(), user.user_id.clone()));
@@ -385,19 +473,27 @@ impl Session {
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let response = request.send().await.map_err(|e| {
-            DoctorError::Unreachable(format!("GET {}: {e}", url.path()))
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| DoctorError::Unreachable(format!("GET {}: {e}", url.path())))?;
         let status = response.status().as_u16();
         let response_headers: Vec<(String, String)> = response
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = response
             .bytes()
             .await
-            .map_err(|e| DoctorError::Unreachable(format!("GET {}: reading the body: {e}", url.path())))?
+            .map_err(|e| {
+                DoctorError::Unreachable(format!("GET {}: reading the body: {e}", url.path()))
+            })?
             .to_vec();
         let exchange = Exchange {
             operation_id: operation_id.to_string(),
@@ -421,13 +517,19 @@ impl Session {
         if let Some(i) = self.operations.iter().position(|o| o.operation == name) {
             return &mut self.operations[i];
         }
-        self.operations.push(OperationAggregate::new(name, operation_id));
+        self.operations
+            .push(OperationAggregate::new(name, operation_id));
         self.operations.last_mut().expect("just pushed")
     }
 
     fn check(&mut self, exchange: &Exchange) {
         let name = format!("{} {}", exchange.method, exchange.route);
-        let schema = response_schema(&self.spec, &exchange.method, &exchange.route, exchange.status);
+        let schema = response_schema(
+            &self.spec,
+            &exchange.method,
+            &exchange.route,
+            exchange.status,
+        );
         let decoder = self.decoders.get(exchange.operation_id.as_str()).copied();
         let checker = &self.checker;
         let mut findings = Vec::new();
@@ -439,12 +541,19 @@ impl Session {
             Ok(None) => {}
             Ok(Some((schema, root_label))) => {
                 if body_text.iter().all(u8::is_ascii_whitespace) {
-                    problems.push(("body", format!("empty body, the spec says {}", describe_schema(&schema))));
+                    problems.push((
+                        "body",
+                        format!("empty body, the spec says {}", describe_schema(&schema)),
+                    ));
                 } else {
                     match serde_json::from_slice::<Value>(body_text) {
                         Err(e) => problems.push(("body", format!("the body is not JSON: {e}"))),
                         Ok(value) => {
-                            match checker.check(&schema::to_json_schema(&schema), &value, &root_label) {
+                            match checker.check(
+                                &schema::to_json_schema(&schema),
+                                &value,
+                                &root_label,
+                            ) {
                                 Ok((f, c)) => {
                                     findings = f;
                                     counts = c;
@@ -487,14 +596,20 @@ fn refuse_if_unauthorized(exchange: &Exchange, what: &str, vars: &str) -> Result
         return Err(DoctorError::Refused(format!(
             "{what} answered {}{}: check {vars}",
             exchange.status,
-            if message.is_empty() { String::new() } else { format!(" ({message})") }
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(" ({message})")
+            }
         )));
     }
     Ok(())
 }
 
 fn path_segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// The first order of a page, whatever its shape (an envelope or a bare array).
@@ -519,7 +634,11 @@ fn first_order(body: &Value) -> Option<(String, String)> {
 /// The cursor of the next page: `next_cursor` in an envelope, a `Link: <…>; rel="next"`
 /// header's `cursor`, or an `x-next-cursor`/`next-cursor` header.
 fn next_cursor(body: &Value, headers: &[(String, String)]) -> Option<String> {
-    if let Some(cursor) = body.get("next_cursor").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+    if let Some(cursor) = body
+        .get("next_cursor")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
         return Some(cursor.to_string());
     }
     for (name, value) in headers {
@@ -528,7 +647,12 @@ fn next_cursor(body: &Value, headers: &[(String, String)]) -> Option<String> {
             "link" => {
                 for part in value.split(',') {
                     if part.contains("rel=\"next\"") || part.contains("rel=next") {
-                        let target = part.split(';').next()?.trim().trim_start_matches('<').trim_end_matches('>');
+                        let target = part
+                            .split(';')
+                            .next()?
+                            .trim()
+                            .trim_start_matches('<')
+                            .trim_end_matches('>');
                         let url = Url::parse(target)
                             .or_else(|_| Url::parse("http://x/").and_then(|b| b.join(target)))
                             .ok()?;
@@ -601,7 +725,11 @@ fn check_frames<M: DeserializeOwned + schemars::JsonSchema>(
     let label = short_type_name::<M>();
     let aggregate_index = {
         session.operation(name, name);
-        session.operations.iter().position(|o| o.operation == name).unwrap_or(0)
+        session
+            .operations
+            .iter()
+            .position(|o| o.operation == name)
+            .unwrap_or(0)
     };
     for frame in frames.iter().filter(|f| f.direction == "received") {
         let mut problems = Vec::new();
@@ -624,4 +752,40 @@ fn check_frames<M: DeserializeOwned + schemars::JsonSchema>(
         };
         session.operations[aggregate_index].record_frame(findings, counts, problems);
     }
+}
+
+/// Checks one capture file (as written by `--capture`) against `spec`'s JSON Schema: every
+/// divergence of its body as `path: kind (spec says …, seen …)`. Stream captures and bodies the
+/// spec declares none for give an empty list. What `cargo xtask spec learn` is tested with:
+/// after learning, the captures validate.
+pub fn check_capture(spec: &Value, capture: &Value) -> Result<Vec<String>, String> {
+    if capture["kind"] != "rest" {
+        return Ok(Vec::new());
+    }
+    let (Some(method), Some(route), Some(status)) = (
+        capture["method"].as_str(),
+        capture["route"].as_str(),
+        capture["response"]["status"].as_u64(),
+    ) else {
+        return Err("not a capture of connect-trade-doctor".into());
+    };
+    let Some((schema, label)) = response_schema(spec, method, route, status as u16)? else {
+        return Ok(Vec::new());
+    };
+    let Some(body) = capture["response"].get("body") else {
+        return Ok(vec![format!(
+            "{method} {route}: no JSON body, the spec declares one"
+        )]);
+    };
+    let checker = Checker::for_openapi(spec);
+    let (findings, _) = checker.check(&schema::to_json_schema(&schema), body, &label)?;
+    Ok(findings
+        .into_iter()
+        .map(|f| {
+            format!(
+                "{}: {} (spec: {}; seen: {})",
+                f.label, f.kind, f.spec, f.seen
+            )
+        })
+        .collect())
 }

@@ -165,7 +165,10 @@ impl OperationAggregate {
 
     /// A problem that is not about one body: a stream's flow, a probe that could not run.
     pub(crate) fn problem(&mut self, check: &'static str, message: String) {
-        *self.problems.entry((check.to_string(), message)).or_default() += 1;
+        *self
+            .problems
+            .entry((check.to_string(), message))
+            .or_default() += 1;
     }
 
     fn absorb(
@@ -202,7 +205,10 @@ impl OperationAggregate {
             }
         }
         for (check, message) in problems {
-            *self.problems.entry((check.to_string(), message)).or_default() += 1;
+            *self
+                .problems
+                .entry((check.to_string(), message))
+                .or_default() += 1;
         }
     }
 
@@ -296,7 +302,10 @@ impl OperationAggregate {
                 of: self.requests.max(*count),
                 values: Vec::new(),
                 message: if *count > 1 {
-                    format!("{prefix}{message} (in {count} of {})", self.requests.max(*count))
+                    format!(
+                        "{prefix}{message} (in {count} of {})",
+                        self.requests.max(*count)
+                    )
                 } else {
                     format!("{prefix}{message}")
                 },
@@ -366,9 +375,19 @@ impl Report {
             let statuses: Vec<String> = operation
                 .statuses
                 .iter()
-                .map(|(s, n)| if *n > 1 { format!("{s} ×{n}") } else { s.to_string() })
+                .map(|(s, n)| {
+                    if *n > 1 {
+                        format!("{s} ×{n}")
+                    } else {
+                        s.to_string()
+                    }
+                })
                 .collect();
-            let unit = if operation.statuses.is_empty() { "frame" } else { "request" };
+            let unit = if operation.statuses.is_empty() {
+                "frame"
+            } else {
+                "request"
+            };
             let count = format!(
                 "{} {unit}{}{}",
                 operation.requests,
@@ -386,7 +405,11 @@ impl Report {
                     "{:<44} {} divergence{} ({count})\n",
                     operation.operation,
                     operation.divergences.len(),
-                    if operation.divergences.len() == 1 { "" } else { "s" }
+                    if operation.divergences.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    }
                 ));
                 for divergence in &operation.divergences {
                     text.push_str(&format!("  - {}\n", divergence.message));

@@ -208,7 +208,9 @@ fn close_objects(schema: &Value) -> Value {
                 .collect();
             let is_object = out.get("type").and_then(Value::as_str) == Some("object")
                 || out.contains_key("properties");
-            if is_object && out.contains_key("properties") && !out.contains_key("additionalProperties")
+            if is_object
+                && out.contains_key("properties")
+                && !out.contains_key("additionalProperties")
             {
                 out.insert("additionalProperties".into(), Value::Bool(false));
             }
@@ -219,7 +221,12 @@ fn close_objects(schema: &Value) -> Value {
     }
 }
 
-fn collect(error: &jsonschema::ValidationError<'_>, root: &Value, labels: &Labels, out: &mut Vec<Finding>) {
+fn collect(
+    error: &jsonschema::ValidationError<'_>,
+    root: &Value,
+    labels: &Labels,
+    out: &mut Vec<Finding>,
+) {
     use jsonschema::error::ValidationErrorKind as K;
     let pointer = error.instance_path().as_str().to_string();
     let here = root.pointer(&pointer).unwrap_or(&Value::Null);
@@ -285,12 +292,24 @@ fn collect(error: &jsonschema::ValidationError<'_>, root: &Value, labels: &Label
                         && at.matches('/').count() == pointer.matches('/').count() + 1
                 })
             };
+            // A union of shapes (array or envelope): the branch of the value's own type.
+            let type_mismatch = |branch: &&Vec<jsonschema::ValidationError<'_>>| {
+                branch.iter().any(|e| {
+                    matches!(e.kind(), K::Type { .. }) && e.instance_path().as_str() == pointer
+                })
+            };
             let best = context
                 .iter()
                 .filter(|b| !only_null(b))
                 .filter(|b| !tag_mismatch(b))
+                .filter(|b| !type_mismatch(b))
                 .min_by_key(|branch| branch.len())
-                .or_else(|| context.iter().filter(|b| !only_null(b)).min_by_key(|b| b.len()));
+                .or_else(|| {
+                    context
+                        .iter()
+                        .filter(|b| !only_null(b))
+                        .min_by_key(|b| b.len())
+                });
             match best {
                 Some(branch) if !branch.is_empty() => {
                     for e in branch {
@@ -349,7 +368,14 @@ impl Labels {
         let mut labels = Labels {
             by_pointer: HashMap::new(),
         };
-        labels.visit(defs, schema, value, String::new(), root_label.to_string(), 0);
+        labels.visit(
+            defs,
+            schema,
+            value,
+            String::new(),
+            root_label.to_string(),
+            0,
+        );
         labels
     }
 
@@ -365,9 +391,31 @@ impl Labels {
         if depth > 64 {
             return;
         }
-        let schema = resolve(defs, schema, &mut label);
-        self.by_pointer
-            .insert(pointer.clone(), (label.clone(), spec_description(defs, schema)));
+        let mut schema = resolve(defs, schema, &mut label);
+        // A union of shapes: walk on in the branch of the value's own type.
+        if let Some(branches) = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Value::as_array)
+        {
+            let kind = kind_of(value);
+            let matching = branches.iter().find(|branch| {
+                let mut scratch = label.clone();
+                let resolved = resolve(defs, branch, &mut scratch);
+                match resolved.get("type") {
+                    Some(Value::String(t)) => t == kind || (t == "number" && kind == "integer"),
+                    Some(Value::Array(ts)) => ts.iter().any(|t| t == kind),
+                    _ => false,
+                }
+            });
+            if let Some(branch) = matching {
+                schema = resolve(defs, branch, &mut label);
+            }
+        }
+        self.by_pointer.insert(
+            pointer.clone(),
+            (label.clone(), spec_description(defs, schema)),
+        );
         match value {
             Value::Object(map) => {
                 let props = schema.get("properties").and_then(Value::as_object);
@@ -497,7 +545,11 @@ fn spec_description(defs: &Map<String, Value>, schema: &Value) -> String {
         let listed: Vec<String> = values
             .iter()
             .filter(|v| !v.is_null())
-            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .collect();
         return format!("one of {}", listed.join(", "));
     }
@@ -513,4 +565,3 @@ fn spec_description(defs: &Map<String, Value>, schema: &Value) -> String {
         (None, _) => "something else".into(),
     }
 }
-

@@ -24,10 +24,14 @@ type Socket =
 /// Reads the next text frame before `deadline`; `None` at the deadline or the end.
 async fn next_text(socket: &mut Socket, deadline: Instant) -> Option<String> {
     loop {
-        let message = tokio::time::timeout_at(deadline, socket.next()).await.ok()??;
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()??;
         match message {
             Ok(Message::Text(text)) => return Some(text.as_str().to_string()),
-            Ok(Message::Binary(bytes)) => return Some(String::from_utf8_lossy(&bytes).into_owned()),
+            Ok(Message::Binary(bytes)) => {
+                return Some(String::from_utf8_lossy(&bytes).into_owned());
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         }
@@ -100,7 +104,10 @@ pub(super) async fn brokerage(session: &mut Session, options: &DoctorOptions) ->
     let mut frames = Vec::new();
     let mut flow: Vec<String> = Vec::new();
     match connect(&options.brokerage_url).await {
-        Err(why) => flow.push(format!("could not connect to {}: {why}", options.brokerage_url)),
+        Err(why) => flow.push(format!(
+            "could not connect to {}: {why}",
+            options.brokerage_url
+        )),
         Ok(mut socket) => {
             if !expect(&mut socket, &mut frames, "welcome", options.flow_timeout).await {
                 flow.push(format!(
@@ -113,7 +120,14 @@ pub(super) async fn brokerage(session: &mut Session, options: &DoctorOptions) ->
                 client_secret: options.platform.client_secret.clone(),
             });
             send(&mut socket, &mut frames, authenticate).await;
-            if !expect(&mut socket, &mut frames, "authenticated", options.flow_timeout).await {
+            if !expect(
+                &mut socket,
+                &mut frames,
+                "authenticated",
+                options.flow_timeout,
+            )
+            .await
+            {
                 flow.push("no `authenticated` reply to `authenticate`".into());
             }
             let subscribe = encode(&BrokerageRequest::Subscribe {
@@ -168,12 +182,19 @@ pub(super) async fn market_data(
                 token: token.into(),
             });
             send(&mut socket, &mut frames, authenticate).await;
-            if !expect(&mut socket, &mut frames, "authenticated", options.flow_timeout).await {
+            if !expect(
+                &mut socket,
+                &mut frames,
+                "authenticated",
+                options.flow_timeout,
+            )
+            .await
+            {
                 flow.push("no `authenticated` reply to `authenticate`".into());
             }
-            let subscribe = encode(&MarketDataRequest::Subscribe(
-                Subscription::quotes([options.market_data_symbol.clone()]),
-            ));
+            let subscribe = encode(&MarketDataRequest::Subscribe(Subscription::quotes([
+                options.market_data_symbol.clone(),
+            ])));
             send(&mut socket, &mut frames, subscribe).await;
             if !expect(&mut socket, &mut frames, "subscribed", options.flow_timeout).await {
                 flow.push("no `subscribed` reply to `subscribe`".into());

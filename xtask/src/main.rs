@@ -20,6 +20,9 @@ usage: cargo xtask spec <command>
   diff OLD NEW [--json]
       Classify every difference between two specs (JSON or YAML; both normalized first).
       Exit status: 0 nothing breaking, 1 something breaking, 2 could not compare.
+  learn [--spec PATH] [--provenance PATH] DIR...
+      Turn connect-trade-doctor captures into a spec change (normalized, checked, written
+      atomically, recorded in PROVENANCE.md as observed) and print the diff report.
   normalize INPUT
       Print INPUT normalized to our conventions; the report goes to stderr.
 ";
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         ["spec", "refresh", rest @ ..] => run_refresh(rest),
         ["spec", "surface", rest @ ..] => run_surface(rest),
         ["spec", "diff", rest @ ..] => run_diff(rest),
+        ["spec", "learn", rest @ ..] => xtask::learn::run(rest),
         ["spec", "normalize", input] => run_normalize(input),
         ["help" | "--help" | "-h"] | ["spec", "help" | "--help" | "-h"] => {
             print!("{USAGE}");
