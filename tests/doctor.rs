@@ -210,6 +210,27 @@ async fn the_capture_holds_no_secret_id_or_account_number_of_the_run() {
         "{notices}"
     );
     assert!(!report.read_only);
+    // The probes ran, their frames held to the protocol's JSON Schemas: nothing diverges.
+    for stream in ["market data stream", "brokerage stream"] {
+        let probe = report
+            .operations
+            .iter()
+            .find(|o| o.operation == stream)
+            .unwrap_or_else(|| panic!("no {stream} in {}", report.to_human()));
+        assert!(probe.requests >= 3, "{}", report.to_human());
+    }
+    assert_eq!(
+        report.lines(),
+        Vec::<String>::new(),
+        "{}",
+        report.to_human()
+    );
+    assert!(
+        report
+            .operations
+            .iter()
+            .any(|o| o.operation == "GET /connections/{connection_id}/token")
+    );
 
     let platform = sim.credentials();
     let mut secrets = vec![
