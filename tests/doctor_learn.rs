@@ -298,3 +298,41 @@ fn learn_infers_types_from_the_values_seen() {
         json!({"type": "integer"})
     );
 }
+
+#[test]
+fn stream_frames_are_held_to_the_protocol_schemas() {
+    let capture = json!({
+        "kind": "stream",
+        "stream": "brokerage",
+        "frames": [
+            {"direction": "received", "message": {"type": "welcome", "message": "hi"}},
+            {"direction": "sent", "message": {"action": "authenticate", "client_id": "x", "client_secret": "REDACTED"}},
+            {"direction": "received", "message": {"type": "authenticated"}},
+            {"direction": "received", "message": {
+                "type": "order", "user_id": "u1", "account_id": "a1", "sequence": "7",
+                "venue": "XNAS",
+                "data": {"order_id": "o1", "account_id": "a1", "status": "filled", "extra": true}
+            }},
+        ]
+    });
+    let spec: Value = serde_json::from_str(doctor::BUILT_IN_SPEC).unwrap();
+    let mut found = doctor::check_capture(&spec, &capture).unwrap();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "BrokerageMessage[order].data.extra: not-in-spec (spec: not in the spec; seen: boolean)",
+            "BrokerageMessage[order].sequence: type (spec: an integer; seen: a decimal string)",
+            "BrokerageMessage[order].venue: not-in-spec (spec: not in the spec; seen: string)",
+        ]
+    );
+    let clean = json!({"kind": "stream", "stream": "market-data", "frames": [
+        {"direction": "received", "message": {"type": "welcome"}},
+        {"direction": "received", "message": {"type": "quote", "symbol": "AAPL", "bid": "1.00", "ask": "1.01",
+            "bid_size": "100", "ask_size": "100", "timestamp": "2026-03-02T15:00:02Z"}},
+    ]});
+    assert_eq!(
+        doctor::check_capture(&spec, &clean).unwrap(),
+        Vec::<String>::new()
+    );
+}

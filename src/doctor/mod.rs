@@ -754,11 +754,48 @@ fn check_frames<M: DeserializeOwned + schemars::JsonSchema>(
     }
 }
 
+/// The received frames of a stream capture against the protocol's JSON Schema.
+fn check_stream_capture(capture: &Value) -> Result<Vec<String>, String> {
+    let (root, label) = match capture["stream"].as_str() {
+        Some("brokerage") => (
+            schemars::schema_for!(crate::stream::protocol::BrokerageMessage),
+            "BrokerageMessage",
+        ),
+        Some("market-data") => (
+            schemars::schema_for!(crate::stream::protocol::MarketDataMessage),
+            "MarketDataMessage",
+        ),
+        other => return Err(format!("unknown stream {other:?}")),
+    };
+    let root = serde_json::to_value(root).map_err(|e| e.to_string())?;
+    let (checker, schema) = Checker::for_json_schema(&root);
+    let mut out = Vec::new();
+    for frame in capture["frames"].as_array().into_iter().flatten() {
+        if frame["direction"] != "received" {
+            continue;
+        }
+        if let Some(message) = frame.get("message") {
+            let (findings, _) = checker.check(&schema, message, label)?;
+            out.extend(findings.into_iter().map(|f| {
+                format!(
+                    "{}: {} (spec: {}; seen: {})",
+                    f.label, f.kind, f.spec, f.seen
+                )
+            }));
+        }
+    }
+    Ok(out)
+}
+
 /// Checks one capture file (as written by `--capture`) against `spec`'s JSON Schema: every
-/// divergence of its body as `path: kind (spec says …, seen …)`. Stream captures and bodies the
-/// spec declares none for give an empty list. What `cargo xtask spec learn` is tested with:
+/// divergence of its body (or of a stream capture's received frames, against the protocol's
+/// JSON Schemas) as `path: kind (spec: …; seen: …)`. Bodies the spec declares none for give an
+/// empty list. What `cargo xtask spec learn` is tested with:
 /// after learning, the captures validate.
 pub fn check_capture(spec: &Value, capture: &Value) -> Result<Vec<String>, String> {
+    if capture["kind"] == "stream" {
+        return check_stream_capture(capture);
+    }
     if capture["kind"] != "rest" {
         return Ok(Vec::new());
     }

@@ -6,7 +6,10 @@
 //! point into `$defs`, and objects with declared properties get `additionalProperties: false`
 //! so that a field the spec does not know is reported (the SDK itself ignores it).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt::Write as _,
+};
 
 use serde_json::{Map, Value, json};
 
@@ -142,7 +145,7 @@ impl Checker {
             .as_object_mut()
             .and_then(|m| m.remove("$defs"))
             .unwrap_or_else(|| json!({}));
-        let defs = close_objects(&defs);
+        let defs = close_defs(&defs, &root);
         let openapi_defs = defs.as_object().cloned().unwrap_or_default();
         (Checker { defs, openapi_defs }, close_objects(&root))
     }
@@ -190,8 +193,37 @@ impl Checker {
     }
 }
 
-/// Adds `additionalProperties: false` to every object schema with properties (schemars
-/// leaves it open), so an extra field in a stream frame is reported.
+/// The `$defs` that are mixed into another object (`{"properties": …, "$ref": …}` or
+/// `allOf`): a tagged enum's newtype variants and `#[serde(flatten)]`.
+fn mixins(schema: &Value, out: &mut BTreeSet<String>) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties")
+                && let Some(reference) = map.get("$ref").and_then(Value::as_str)
+            {
+                out.insert(reference.rsplit('/').next().unwrap_or_default().to_string());
+            }
+            for part in map
+                .get("allOf")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(reference) = part.get("$ref").and_then(Value::as_str) {
+                    out.insert(reference.rsplit('/').next().unwrap_or_default().to_string());
+                }
+            }
+            map.values().for_each(|v| mixins(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| mixins(v, out)),
+        _ => {}
+    }
+}
+
+/// Closes every object schema with properties (schemars leaves them open) with
+/// `unevaluatedProperties: false`, which also counts the properties of mixed-in `$ref`s, so
+/// an extra field in a stream frame is reported. Mixins themselves stay open: the object
+/// they are mixed into is closed.
 fn close_objects(schema: &Value) -> Value {
     match schema {
         Value::Object(map) => {
@@ -206,19 +238,46 @@ fn close_objects(schema: &Value) -> Value {
                     (k.clone(), v)
                 })
                 .collect();
-            let is_object = out.get("type").and_then(Value::as_str) == Some("object")
-                || out.contains_key("properties");
-            if is_object
-                && out.contains_key("properties")
+            if out.contains_key("properties")
                 && !out.contains_key("additionalProperties")
+                && !out.contains_key("unevaluatedProperties")
             {
-                out.insert("additionalProperties".into(), Value::Bool(false));
+                out.insert("unevaluatedProperties".into(), Value::Bool(false));
             }
             Value::Object(out)
         }
         Value::Array(items) => Value::Array(items.iter().map(close_objects).collect()),
         other => other.clone(),
     }
+}
+
+/// [`close_objects`] over a schemars document's `$defs`, mixins left open.
+fn close_defs(defs: &Value, root: &Value) -> Value {
+    let mut mixed = BTreeSet::new();
+    mixins(root, &mut mixed);
+    mixins(defs, &mut mixed);
+    let Some(map) = defs.as_object() else {
+        return defs.clone();
+    };
+    Value::Object(
+        map.iter()
+            .map(|(name, def)| {
+                let closed = if mixed.contains(name) {
+                    // Its nested objects are still closed; only its own level stays open.
+                    match close_objects(def) {
+                        Value::Object(mut m) => {
+                            m.remove("unevaluatedProperties");
+                            Value::Object(m)
+                        }
+                        other => other,
+                    }
+                } else {
+                    close_objects(def)
+                };
+                (name.clone(), closed)
+            })
+            .collect(),
+    )
 }
 
 fn collect(
@@ -242,7 +301,7 @@ fn collect(
                 value: None,
             });
         }
-        K::AdditionalProperties { unexpected } => {
+        K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
             for name in unexpected {
                 let value = here.get(name).cloned().unwrap_or(Value::Null);
                 out.push(Finding {
@@ -392,12 +451,36 @@ impl Labels {
             return;
         }
         let mut schema = resolve(defs, schema, &mut label);
-        // A union of shapes: walk on in the branch of the value's own type.
         if let Some(branches) = schema
             .get("oneOf")
             .or_else(|| schema.get("anyOf"))
             .and_then(Value::as_array)
         {
+            // A tagged union: the branch whose `type`/`action` constant is the value's.
+            let tagged = ["type", "action"].iter().find_map(|key| {
+                let wanted = value.get(key)?;
+                let branch = branches.iter().find(|branch| {
+                    branch.pointer(&format!("/properties/{key}/const")) == Some(wanted)
+                })?;
+                Some((wanted.as_str().unwrap_or_default().to_string(), branch))
+            });
+            if let Some((tag, branch)) = tagged {
+                let _ = write!(label, "[{tag}]");
+                self.by_pointer.insert(
+                    pointer.clone(),
+                    (label.clone(), spec_description(defs, branch)),
+                );
+                // The branch's own properties (the tag), and those of what it mixes in.
+                if let Some(reference) = branch.get("$ref") {
+                    let wrapper = json!({ "$ref": reference });
+                    let mut scratch = label.clone();
+                    let mixed = resolve(defs, &wrapper, &mut scratch).clone();
+                    self.children(defs, &mixed, value, &pointer, &label, depth);
+                }
+                self.children(defs, branch, value, &pointer, &label, depth);
+                return;
+            }
+            // A union of shapes: walk on in the branch of the value's own type.
             let kind = kind_of(value);
             let matching = branches.iter().find(|branch| {
                 let mut scratch = label.clone();
@@ -416,6 +499,18 @@ impl Labels {
             pointer.clone(),
             (label.clone(), spec_description(defs, schema)),
         );
+        self.children(defs, schema, value, &pointer, &label, depth);
+    }
+
+    fn children(
+        &mut self,
+        defs: &Map<String, Value>,
+        schema: &Value,
+        value: &Value,
+        pointer: &str,
+        label: &str,
+        depth: usize,
+    ) {
         match value {
             Value::Object(map) => {
                 let props = schema.get("properties").and_then(Value::as_object);
