@@ -21,13 +21,16 @@ fn main() {
         serde_json::from_str(&text).expect("spec/openapi.json is not an OpenAPI 3.0 document");
     let raw: serde_json::Value = serde_json::from_str(&text).expect("spec/openapi.json is JSON");
 
-    let settings = generation::settings(&raw);
+    let json_schema = env::var_os("CARGO_FEATURE_SCHEMARS").is_some();
+    let settings = generation::settings_with(&raw, json_schema);
     let mut generator = Generator::new(&settings);
     let tokens = generator
         .generate_tokens(&spec)
         .unwrap_or_else(|e| panic!("progenitor rejected spec/openapi.json: {e}"));
-    let ast: syn::File = syn::parse2(tokens).expect("generated code parses");
-    let mut code = prettyplease::unparse(&ast);
+    // The token stream as text, not pretty-printed: rustc does not need it formatted, and
+    // dependents do not compile a formatter. `cargo xtask` tooling parses it with syn.
+    let mut code = tokens.to_string();
+    code.push('\n');
     code.push_str(&security_table(&raw));
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("rest.rs");

@@ -14,15 +14,26 @@ use serde_json::Value;
 /// - Every string enum of the spec is replaced by the hand-written open enum of the same name
 ///   in `src/codes.rs`, which keeps unknown values instead of failing to decode them. A new
 ///   enum upstream therefore fails the build until it is added there: never a closed enum.
+#[allow(dead_code)] // used by the xtask; build.rs calls `settings_with`
 pub fn settings(doc: &Value) -> GenerationSettings {
+    settings_with(doc, true)
+}
+
+/// [`settings`], with the `schemars::JsonSchema` derive only when `json_schema` (the SDK's
+/// `schemars` feature: `build.rs` passes `CARGO_FEATURE_SCHEMARS`). Dependents that do not
+/// ask for schemas do not compile the derives.
+pub fn settings_with(doc: &Value, json_schema: bool) -> GenerationSettings {
     let mut settings = GenerationSettings::new();
     settings
         .with_interface(InterfaceStyle::Builder)
         .with_tag(TagStyle::Merged)
         .with_hooks(HooksMode::Expected)
         .with_inner_type(quote::quote!(crate::client::Inner))
-        .with_derive("PartialEq")
-        .with_derive("schemars::JsonSchema")
+        .with_derive("PartialEq");
+    if json_schema {
+        settings.with_derive("schemars::JsonSchema");
+    }
+    settings
         .with_conversion(
             string_format("decimal"),
             "rust_decimal::Decimal",

@@ -90,6 +90,8 @@ macro_rules! open_enum {
             }
         }
 
+        #[cfg(feature = "schemars")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
         impl schemars::JsonSchema for $name {
             fn schema_name() -> $crate::codes::Cow<'static, str> {
                 $crate::codes::Cow::Borrowed(stringify!($name))

@@ -12,7 +12,12 @@
 //! - [`stream`]: the brokerage and market data WebSocket streams.
 //!
 //! A local Connect Trade for tests and offline use is the companion crate `connect-trade-sim`.
+//!
+//! Features: `schemars` derives `schemars::JsonSchema` for the REST types, the stream
+//! protocol and the symbols (off by default: dependents that do not need schemas do not
+//! compile the derives).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
 pub mod codes;

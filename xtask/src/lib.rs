@@ -8,8 +8,11 @@
 //! - [`diff`]: every difference between two specs, classified breaking or non-breaking.
 //! - [`rust_surface`]: the public items of generated Rust code, as stable text (syn, stable Rust).
 //! - [`refresh`]: the whole `cargo xtask spec refresh` flow.
+//! - [`check`]: whether upstream still equals the pinned spec (`cargo xtask spec check`).
+//! - [`markdown`]: the diff report as Markdown (`cargo xtask spec diff --markdown`).
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod diff;
 pub mod generate;
 #[path = "../../codegen/generation.rs"]
@@ -17,6 +20,7 @@ pub mod generation;
 pub mod json;
 pub mod learn;
 pub mod load;
+pub mod markdown;
 pub mod normalize;
 pub mod refresh;
 pub mod rust_surface;
@@ -26,8 +30,24 @@ mod error;
 
 pub use error::Error;
 
-/// The root of the workspace (the parent of the `xtask` crate).
-pub fn workspace_root() -> std::path::PathBuf {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
+/// The root of the connect-trade workspace holding `start`: the nearest directory at or above
+/// `start` whose `Cargo.toml` declares a `[workspace]` and which has a `spec/` directory.
+///
+/// Found at run time, never from where the xtask was compiled: with a shared
+/// `CARGO_TARGET_DIR`, one clone's xtask binary must not write into another clone's `spec/`.
+pub fn find_workspace_root(start: &std::path::Path) -> Option<std::path::PathBuf> {
+    start.ancestors().find_map(|dir| {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+        let declares_workspace = manifest.lines().any(|line| line.trim() == "[workspace]");
+        (declares_workspace && dir.join("spec").is_dir()).then(|| dir.to_path_buf())
+    })
+}
+
+/// The root of the workspace holding the current directory (see [`find_workspace_root`]).
+pub fn workspace_root() -> Result<std::path::PathBuf, Error> {
+    let cwd = std::env::current_dir().map_err(|source| Error::Io {
+        path: ".".into(),
+        source,
+    })?;
+    find_workspace_root(&cwd).ok_or(Error::NoWorkspace(cwd))
 }

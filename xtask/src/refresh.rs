@@ -25,9 +25,9 @@ pub struct RefreshOptions {
 }
 
 impl RefreshOptions {
-    /// The repository's spec and record, refreshed from `source`.
-    pub fn new(source: Source) -> RefreshOptions {
-        let spec = crate::workspace_root().join("spec");
+    /// The spec and record of the workspace at `root`, refreshed from `source`.
+    pub fn new(source: Source, root: &Path) -> RefreshOptions {
+        let spec = root.join("spec");
         RefreshOptions {
             source,
             spec_path: spec.join("openapi.json"),
