@@ -294,3 +294,54 @@ async fn the_capture_holds_no_secret_id_or_account_number_of_the_run() {
     assert!(accounts.1.contains(&account_id));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exits_0_on_the_simulator_and_2_when_it_cannot_run() {
+    let (sim, user) = sim_with_history().await;
+    let platform = sim.credentials();
+    let credentials = [
+        ("CONNECT_TRADE_CLIENT_ID", platform.client_id.clone()),
+        (
+            "CONNECT_TRADE_CLIENT_SECRET",
+            platform.client_secret.expose().to_string(),
+        ),
+        ("CONNECT_TRADE_USER_ID", user.credentials.user_id.clone()),
+        (
+            "CONNECT_TRADE_USER_SECRET",
+            user.credentials.user_secret.expose().to_string(),
+        ),
+    ];
+    // The simulator serves from the runtime's other worker while this one waits.
+    let run = |args: &[&str], env: &[(&str, String)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_connect-trade-doctor"))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("the doctor runs")
+    };
+    let url = sim.rest_url().to_string();
+    let ok = tokio::task::block_in_place(|| run(&["--base-url", &url, "--json"], &credentials));
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert_eq!(ok.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Read-only"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&ok.stdout).expect("--json is JSON");
+    assert_eq!(report["divergences"], 0);
+
+    let no_credentials = run(&["--base-url", &url], &[]);
+    assert_eq!(no_credentials.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_credentials.stderr).contains("CONNECT_TRADE_CLIENT_ID"));
+
+    let secret_flag = run(&["--client-secret", "s3cr3t"], &credentials);
+    assert_eq!(secret_flag.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&secret_flag.stderr).contains("not accepted"));
+
+    let wrong = [
+        ("CONNECT_TRADE_CLIENT_ID", "nobody".to_string()),
+        ("CONNECT_TRADE_CLIENT_SECRET", "wrong".to_string()),
+    ];
+    let refused = tokio::task::block_in_place(|| run(&["--base-url", &url], &wrong));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+}

@@ -683,7 +683,7 @@ fn record_observed(provenance: &str, learned: &[Learned]) -> String {
 
 /// `cargo xtask spec learn [--spec PATH] [--provenance PATH] DIR...`
 pub fn run(args: &[&str]) -> ExitCode {
-    let mut spec = crate::workspace_root().join("spec/openapi.json");
+    let mut spec = None;
     let mut provenance = None;
     let mut dirs = Vec::new();
     let mut iter = args.iter();
@@ -695,7 +695,7 @@ pub fn run(args: &[&str]) -> ExitCode {
                     return ExitCode::from(2);
                 };
                 if *arg == "--spec" {
-                    spec = PathBuf::from(value);
+                    spec = Some(PathBuf::from(value));
                 } else {
                     provenance = Some(PathBuf::from(value));
                 }
@@ -715,6 +715,19 @@ pub fn run(args: &[&str]) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let spec = match spec {
+        Some(spec) => spec,
+        None => match crate::workspace_root() {
+            Ok(root) => root.join("spec/openapi.json"),
+            Err(error) => {
+                eprintln!(
+                    "error: {error}
+(pass --spec PATH to name the spec to change)"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
     let mut options = LearnOptions::new(dirs, spec);
     if let Some(path) = provenance {
         options.provenance_path = path;
