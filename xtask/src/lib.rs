@@ -3,6 +3,9 @@
 //! - [`load`]: fetch (URL or path) and parse (JSON or YAML) a document, and check it is OpenAPI.
 //! - [`normalize`]: reshape any OpenAPI 3.0/3.1 document into the conventions of our
 //!   `spec/openapi.json` (what progenitor compiles), deterministically.
+//! - [`names`]: our stable names over upstream's (`spec/names.toml`), and what upstream lacks
+//!   kept until the next major.
+//! - [`open_enums`]: the open enums `build.rs` generates for the spec's string enums.
 //! - [`generate`]: check that a document generates with the settings of `build.rs`.
 //! - [`surface`]: the API surface of a spec as stable, sorted text.
 //! - [`diff`]: every difference between two specs, classified breaking or non-breaking.
@@ -21,7 +24,10 @@ pub mod json;
 pub mod learn;
 pub mod load;
 pub mod markdown;
+pub mod names;
 pub mod normalize;
+#[path = "../../codegen/open_enums.rs"]
+pub mod open_enums;
 pub mod refresh;
 pub mod rust_surface;
 pub mod surface;

@@ -99,6 +99,8 @@ fn run_refresh(args: &[&str]) -> ExitCode {
             source,
             spec_path: PathBuf::from(spec),
             record_path: PathBuf::from(record),
+            // The naming file beside the spec, as in the repository's `spec/`.
+            names_path: PathBuf::from(spec).with_file_name("names.toml"),
         },
         _ => match xtask::workspace_root() {
             Ok(root) => refresh::RefreshOptions::new(source, &root),
