@@ -21,6 +21,7 @@ pub mod generate;
 #[path = "../../codegen/generation.rs"]
 pub mod generation;
 pub mod json;
+pub mod learn;
 pub mod load;
 pub mod markdown;
 pub mod names;

@@ -26,6 +26,9 @@ usage: cargo xtask spec <command>
       Compare upstream (default https://connecttrade.com/openapi.json), normalized as refresh
       would write it, with the pinned spec (default spec/openapi.json); writes nothing.
       Exit status: 0 equal, 1 differs (the diff report is printed), 2 cannot tell.
+  learn [--spec PATH] [--provenance PATH] DIR...
+      Turn connect-trade-doctor captures into a spec change (normalized, checked, written
+      atomically, recorded in PROVENANCE.md as observed) and print the diff report.
   normalize INPUT
       Print INPUT normalized to our conventions; the report goes to stderr.
 ";
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         ["spec", "surface", rest @ ..] => run_surface(rest),
         ["spec", "diff", rest @ ..] => run_diff(rest),
         ["spec", "check", rest @ ..] => run_check(rest),
+        ["spec", "learn", rest @ ..] => xtask::learn::run(rest),
         ["spec", "normalize", input] => run_normalize(input),
         ["help" | "--help" | "-h"] | ["spec", "help" | "--help" | "-h"] => {
             print!("{USAGE}");

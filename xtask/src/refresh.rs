@@ -149,7 +149,7 @@ fn record_text(fields: &RecordFields<'_>) -> String {
 }
 
 /// Writes every file to a temporary sibling first, then renames them all into place.
-fn write_atomically(files: &[(&Path, &[u8])]) -> Result<(), Error> {
+pub(crate) fn write_atomically(files: &[(&Path, &[u8])]) -> Result<(), Error> {
     let mut temporaries = Vec::new();
     for (path, bytes) in files {
         let mut name = path.file_name().unwrap_or_default().to_os_string();
