@@ -233,32 +233,39 @@ impl Relay {
         }
     }
 
+    /// Opens the lease bucket, creating it if needed. Created as the stream a key-value
+    /// bucket is made of, not with `create_key_value`: that asks for account information in
+    /// a shape NATS 2.9 does not send.
     async fn ensure_bucket(&self, js: &jetstream::Context) -> Result<kv::Store, RelayError> {
-        if let Ok(store) = js.get_key_value(self.config.bucket.clone()).await {
+        use jetstream::stream::{Config, DiscardPolicy, StorageType};
+        let bucket = &self.config.bucket;
+        if let Ok(store) = js.get_key_value(bucket.clone()).await {
             return Ok(store);
         }
-        let config = kv::Config {
-            bucket: self.config.bucket.clone(),
-            description: "connect-trade relay: the holder of the brokerage stream session"
-                .to_string(),
-            history: 1,
+        let config = Config {
+            name: format!("KV_{bucket}"),
+            description: Some(
+                "connect-trade relay: the holder of the brokerage stream session".to_string(),
+            ),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
             max_age: self.config.lease_ttl(),
-            storage: jetstream::stream::StorageType::File,
+            storage: StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: DiscardPolicy::New,
             ..Default::default()
         };
-        match js.create_key_value(config).await {
-            Ok(store) => Ok(store),
-            // Another instance created it meanwhile.
-            Err(error) => js
-                .get_key_value(self.config.bucket.clone())
-                .await
-                .map_err(|_| {
-                    RelayError::nats(
-                        format!("creating the lease bucket {:?}", self.config.bucket),
-                        error,
-                    )
-                }),
-        }
+        // Another instance may create it at the same time: then open theirs.
+        let created = js.get_or_create_stream(config).await;
+        js.get_key_value(bucket.clone()).await.map_err(|error| {
+            let cause = match created {
+                Err(created) => created.to_string(),
+                Ok(_) => error.to_string(),
+            };
+            RelayError::nats(format!("creating the lease bucket {bucket:?}"), cause)
+        })
     }
 
     fn lease_value(&self) -> Bytes {
