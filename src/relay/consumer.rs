@@ -105,6 +105,7 @@ impl RelayStreamBuilder {
         let stream = self.config.ensure_stream(&js).await?;
         let stats = Arc::new(Stats::default());
         let state = ConsumerState {
+            nats: self.nats.clone(),
             config: self.config,
             users: self.users,
             accounts: self.accounts,
@@ -117,12 +118,39 @@ impl RelayStreamBuilder {
         let consumer = state.open(&stream).await?;
         let (tx, rx) = mpsc::channel(self.buffer);
         let _ = tx
-            .send(BrokerageEvent::Connection(ConnectionEvent::Connected))
+            .send((BrokerageEvent::Connection(ConnectionEvent::Connected), None))
             .await;
-        let task = tokio::spawn(state.run(stream, consumer, tx));
-        Ok(RelayStream { rx, task, stats })
+        let acks = Arc::new(Acks::default());
+        let task = tokio::spawn(state.run(stream, consumer, tx, acks.clone()));
+        Ok(RelayStream {
+            rx,
+            task,
+            stats,
+            acks,
+            nats: self.nats,
+        })
     }
 }
+
+/// Acknowledgements of a durable consumer: the subject of the last message handed over,
+/// acknowledged (with everything before it) by the consumer task.
+#[derive(Default)]
+struct Acks {
+    latest: std::sync::Mutex<Option<async_nats::Subject>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Acks {
+    fn take(&self) -> Option<async_nats::Subject> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+}
+
+/// An event and, for a durable consumer, the subject acknowledging its message.
+type Item = (BrokerageEvent, Option<async_nats::Subject>);
 
 #[derive(Default)]
 struct Stats {
@@ -139,9 +167,11 @@ struct Stats {
 ///
 /// Dropping it stops the consumer.
 pub struct RelayStream {
-    rx: mpsc::Receiver<BrokerageEvent>,
+    rx: mpsc::Receiver<Item>,
     task: JoinHandle<()>,
     stats: Arc<Stats>,
+    acks: Arc<Acks>,
+    nats: async_nats::Client,
 }
 
 impl fmt::Debug for RelayStream {
@@ -169,7 +199,21 @@ impl RelayStream {
 
     /// The next event; `None` only after the consumer failed for good.
     pub async fn next(&mut self) -> Option<BrokerageEvent> {
-        self.rx.recv().await
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<BrokerageEvent>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some((event, ack))) => {
+                if let Some(ack) = ack {
+                    *self.acks.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(ack);
+                    self.acks.ready.notify_one();
+                }
+                Poll::Ready(Some(event))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// How many messages of an older holder were dropped so far.
@@ -186,17 +230,29 @@ impl RelayStream {
 impl Drop for RelayStream {
     fn drop(&mut self) {
         self.task.abort();
+        // The last event handed over is acknowledged even now, so a durable consumer
+        // resumes right after it.
+        if let Some(ack) = self.acks.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let nats = self.nats.clone();
+            runtime.spawn(async move {
+                let _ = nats.publish(ack, "+ACK".into()).await;
+                let _ = nats.flush().await;
+            });
+        }
     }
 }
 
 impl futures::Stream for RelayStream {
     type Item = BrokerageEvent;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        self.poll_event(cx)
     }
 }
 
 struct ConsumerState {
+    nats: async_nats::Client,
     config: RelayConfig,
     users: HashSet<String>,
     accounts: HashSet<String>,
@@ -264,7 +320,8 @@ impl ConsumerState {
         mut self,
         stream: jetstream::stream::Stream,
         mut consumer: Consumer,
-        tx: mpsc::Sender<BrokerageEvent>,
+        tx: mpsc::Sender<Item>,
+        acks: Arc<Acks>,
     ) {
         let mut failures = 0u32;
         loop {
@@ -277,7 +334,18 @@ impl ConsumerState {
                 .await;
             match messages {
                 Ok(mut messages) => {
-                    while let Some(message) = messages.next().await {
+                    loop {
+                        let message = tokio::select! {
+                            message = messages.next() => message,
+                            () = acks.ready.notified() => {
+                                // `AckPolicy::All`: acknowledges everything before it too.
+                                if let Some(ack) = acks.take() {
+                                    let _ = self.nats.publish(ack, "+ACK".into()).await;
+                                }
+                                continue;
+                            }
+                        };
+                        let Some(message) = message else { break };
                         match message {
                             Ok(message) => {
                                 failures = 0;
@@ -317,15 +385,16 @@ impl ConsumerState {
     async fn take(
         &mut self,
         message: jetstream::Message,
-        tx: &mpsc::Sender<BrokerageEvent>,
+        tx: &mpsc::Sender<Item>,
     ) -> Result<(), ()> {
         let Ok(info) = message.info() else {
             return Ok(());
         };
         let seq = info.stream_sequence;
-        if self.durable.is_some() {
-            let _ = message.ack().await;
-        }
+        let ack = self
+            .durable
+            .as_ref()
+            .and(message.reply.clone());
         if let Some(last) = self.last_seq {
             if seq <= last {
                 self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -341,7 +410,7 @@ impl ConsumerState {
                     fence: self.max_fence,
                 };
                 self.last_seq = Some(seq);
-                send_gap(tx, &gap).await?;
+                send_gap(tx, &gap, None).await?;
             }
         }
         self.last_seq = Some(seq);
@@ -359,7 +428,7 @@ impl ConsumerState {
         self.max_fence = fence;
         if message.subject.as_str() == self.config.gap_subject() {
             if let Ok(gap) = serde_json::from_slice::<GapMarker>(&message.payload) {
-                send_gap(tx, &gap).await?;
+                send_gap(tx, &gap, ack).await?;
             }
             return Ok(());
         }
@@ -372,7 +441,7 @@ impl ConsumerState {
                 holder: String::new(),
                 fence,
             };
-            send_gap(tx, &gap).await?;
+            send_gap(tx, &gap, None).await?;
         }
         let Ok(text) = std::str::from_utf8(&message.payload) else {
             return Ok(());
@@ -404,12 +473,16 @@ impl ConsumerState {
         {
             return Ok(());
         }
-        tx.send(event).await.map_err(|_| ())
+        tx.send((event, ack)).await.map_err(|_| ())
     }
 }
 
 /// A gap, as a `BrokerageStream` shows one: `Reconnecting` then `Reconnected`.
-async fn send_gap(tx: &mpsc::Sender<BrokerageEvent>, gap: &GapMarker) -> Result<(), ()> {
+async fn send_gap(
+    tx: &mpsc::Sender<Item>,
+    gap: &GapMarker,
+    ack: Option<async_nats::Subject>,
+) -> Result<(), ()> {
     let reason = StreamError::Disconnected(format!(
         "relay gap ({:?}, holder {:?}): updates from {} to {} may be missing; re-read REST",
         gap.reason,
@@ -419,16 +492,15 @@ async fn send_gap(tx: &mpsc::Sender<BrokerageEvent>, gap: &GapMarker) -> Result<
             .unwrap_or_else(|| "an unknown time".to_string()),
         gap.to.to_rfc3339()
     ));
-    tx.send(BrokerageEvent::Connection(ConnectionEvent::Reconnecting {
+    let reconnecting = BrokerageEvent::Connection(ConnectionEvent::Reconnecting {
         attempt: 1,
         delay: Duration::ZERO,
         reason,
-    }))
-    .await
-    .map_err(|_| ())?;
-    tx.send(BrokerageEvent::Connection(ConnectionEvent::Reconnected {
+    });
+    tx.send((reconnecting, None)).await.map_err(|_| ())?;
+    let reconnected = BrokerageEvent::Connection(ConnectionEvent::Reconnected {
         gap: gap.duration(),
-    }))
-    .await
-    .map_err(|_| ())
+    });
+    tx.send((reconnected, ack)).await.map_err(|_| ())
 }
+

@@ -214,17 +214,32 @@ impl Relay {
             let fence = lease.fence;
             self.emit(RelayEvent::Acquired { fence });
             tracing::info!(instance = %self.instance, fence, "relay: took the lease");
+            let (renewal_tx, renewal) = tokio::sync::watch::channel(RenewState {
+                renewed: lease.renewed,
+                revision: lease.revision,
+                lost: None,
+            });
+            let renewer = AbortOnDrop(tokio::spawn(renew_loop(
+                store.clone(),
+                self.config.key.clone(),
+                self.instance.clone(),
+                self.nonce,
+                ttl,
+                renewal_tx,
+            )));
             let mut holding = Holding {
                 relay: &self,
                 js: &js,
                 store: &store,
                 ttl,
                 lease,
+                renewal,
                 session: None,
                 pending_gap: None,
                 down_since: None,
             };
             let end = holding.run(&mut shutdown).await;
+            drop(renewer);
             match end {
                 Ok(HoldEnd::Shutdown) => return Ok(()),
                 Ok(HoldEnd::Lost) => continue,
@@ -336,6 +351,8 @@ struct Holding<'r> {
     store: &'r kv::Store,
     ttl: Duration,
     lease: Lease,
+    /// What the renewal task reports: the last renewal, the revision, or the loss.
+    renewal: tokio::sync::watch::Receiver<RenewState>,
     session: Option<BrokerageStream>,
     /// A gap to publish before the next update (the session just came up).
     pending_gap: Option<(Option<DateTime<Utc>>, GapReason)>,
@@ -343,18 +360,77 @@ struct Holding<'r> {
     down_since: Option<DateTime<Utc>>,
 }
 
-/// The result of one renewal attempt.
-enum Renewal {
-    Renewed,
-    Failed,
-    Lost(String),
+/// The lease as the renewal task sees it.
+#[derive(Clone)]
+struct RenewState {
+    /// When the last successful write was sent: the lease lives at least until this + TTL.
+    renewed: Instant,
+    revision: u64,
+    /// Why the lease is lost, once it is.
+    lost: Option<String>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renews the lease every fifth of the TTL, on its own task so that nothing the holder
+/// awaits (connecting, publishing) delays a renewal.
+async fn renew_loop(
+    store: kv::Store,
+    key: String,
+    holder: String,
+    nonce: u64,
+    ttl: Duration,
+    state: tokio::sync::watch::Sender<RenewState>,
+) {
+    let every = ttl / 5;
+    let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let revision = state.borrow().revision;
+        let value = LeaseValue {
+            holder: holder.clone(),
+            nonce,
+            since: Utc::now(),
+        };
+        let value = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        let sent = Instant::now();
+        match timeout(every, store.update(&key, value, revision)).await {
+            Ok(Ok(revision)) => state.send_modify(|s| {
+                s.revision = revision;
+                s.renewed = sent;
+            }),
+            Ok(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                // Our own earlier renewal may have landed with its reply lost: adopt it if
+                // the entry is still ours (keeping the older renewal time).
+                if let Ok(Ok(Some(entry))) = timeout(every, store.entry(&key)).await
+                    && entry.operation == kv::Operation::Put
+                    && serde_json::from_slice::<LeaseValue>(&entry.value)
+                        .is_ok_and(|v| v.nonce == nonce && v.holder == holder)
+                {
+                    state.send_modify(|s| s.revision = entry.revision);
+                    continue;
+                }
+                state.send_modify(|s| s.lost = Some("the lease lapsed or was taken".to_string()));
+                return;
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "relay: lease renewal failed"),
+            Err(_) => tracing::warn!("relay: lease renewal timed out"),
+        }
+    }
 }
 
 impl Holding<'_> {
     /// Steps down when no renewal succeeded for half the TTL: the session is then closed
     /// (within a quarter TTL) before the lease can lapse.
     fn step_down_at(&self) -> Instant {
-        self.lease.renewed + self.ttl / 2
+        self.renewal.borrow().renewed + self.ttl / 2
     }
 
     async fn run(&mut self, shutdown: &mut Shutdown<'_>) -> Result<HoldEnd, RelayError> {
@@ -362,9 +438,6 @@ impl Holding<'_> {
         // The gap of a holder change: from the last update anyone published.
         let from = self.last_published().await;
         self.pending_gap = Some((from, GapReason::HolderChange));
-        let every = self.ttl / 4;
-        let mut renew = tokio::time::interval_at(Instant::now() + every, every);
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut connect_at = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -375,7 +448,7 @@ impl Holding<'_> {
                     self.close_session().await;
                     let release = self
                         .store
-                        .delete_expect_revision(&self.relay.config.key, Some(self.lease.revision));
+                        .delete_expect_revision(&self.relay.config.key, Some(self.renewal.borrow().revision));
                     if let Err(error) = timeout(self.ttl / 4, release).await.unwrap_or_else(|_| {
                         Err(kv::DeleteError::new(kv::DeleteErrorKind::Other))
                     }) {
@@ -388,10 +461,14 @@ impl Holding<'_> {
                 () = step_down => {
                     return Ok(self.step_down("no lease renewal for half the TTL").await);
                 }
-                _ = renew.tick() => match self.renew().await {
-                    Renewal::Renewed | Renewal::Failed => {}
-                    Renewal::Lost(reason) => return Ok(self.step_down(&reason).await),
-                },
+                changed = self.renewal.changed() => {
+                    let lost = self.renewal.borrow().lost.clone();
+                    match (changed, lost) {
+                        (_, Some(reason)) => return Ok(self.step_down(&reason).await),
+                        (Err(_), None) => return Ok(self.step_down("the renewal task ended").await),
+                        (Ok(()), None) => {}
+                    }
+                }
                 () = sleep_until(connect_at), if self.session.is_none() => {
                     match self.connect().await {
                         Ok(()) => attempt = 0,
@@ -424,49 +501,12 @@ impl Holding<'_> {
             .subscribe([Topic::Orders, Topic::Positions, Topic::Balances])
             .connect();
         // Bounded: the lease must be renewed meanwhile.
-        let session = timeout(self.ttl / 4, connect)
+        let deadline = (Instant::now() + self.ttl / 4).min(self.step_down_at());
+        let session = tokio::time::timeout_at(deadline, connect)
             .await
             .map_err(|_| StreamError::HandshakeTimeout("connecting within a quarter of the lease TTL".into()))??;
         self.session = Some(session);
         Ok(())
-    }
-
-    async fn renew(&mut self) -> Renewal {
-        let sent = Instant::now();
-        let update = self.store.update(
-            &self.relay.config.key,
-            self.relay.lease_value(),
-            self.lease.revision,
-        );
-        match timeout(self.ttl / 4, update).await {
-            Ok(Ok(revision)) => {
-                self.lease.revision = revision;
-                self.lease.renewed = sent;
-                Renewal::Renewed
-            }
-            Ok(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                // Our own earlier renewal may have landed with its reply lost: adopt it if
-                // the entry is still ours (keeping the older renewal time).
-                if let Ok(Ok(Some(entry))) =
-                    timeout(self.ttl / 4, self.store.entry(&self.relay.config.key)).await
-                    && entry.operation == kv::Operation::Put
-                    && serde_json::from_slice::<LeaseValue>(&entry.value)
-                        .is_ok_and(|v| v.nonce == self.relay.nonce && v.holder == self.relay.instance)
-                {
-                    self.lease.revision = entry.revision;
-                    return Renewal::Failed;
-                }
-                Renewal::Lost("the lease lapsed or was taken".to_string())
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "relay: lease renewal failed");
-                Renewal::Failed
-            }
-            Err(_) => {
-                tracing::warn!("relay: lease renewal timed out");
-                Renewal::Failed
-            }
-        }
     }
 
     async fn close_session(&mut self) {
@@ -567,7 +607,13 @@ impl Holding<'_> {
                 .await?
             }
             BrokerageEvent::Error(error) => {
-                tracing::warn!(%error, "relay: the brokerage stream reported an error")
+                tracing::warn!(%error, "relay: the brokerage stream reported an error");
+                // The server may be telling that it dropped updates ("N updates were
+                // lost"): consumers re-read REST rather than trust the stream.
+                if matches!(error, StreamError::Server(_)) {
+                    self.pending_gap = Some((Some(Utc::now()), GapReason::Lagged));
+                    self.publish_gap().await?;
+                }
             }
             _ => {}
         }
@@ -668,7 +714,8 @@ impl Holding<'_> {
                     .await?
                     .await
             };
-            match timeout(self.ttl / 4, attempt).await {
+            let deadline = (Instant::now() + self.ttl / 4).min(self.step_down_at());
+            match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(error)) => tracing::warn!(%error, "relay: publish failed; retrying"),
                 Err(_) => tracing::warn!("relay: publish timed out; retrying"),
