@@ -11,7 +11,7 @@ mod scripted;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use connect_trade::{ConnectTrade, UserCredentials, rest::types::OrderPage};
+use connect_trade::{ConnectTrade, UserCredentials, paging::OrderPage};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rust_decimal::Decimal;
 use scripted::{Reply, Scripted};

@@ -33,6 +33,9 @@ pub fn settings(doc: &Value) -> GenerationSettings {
             "crate::credentials::Secret",
             std::iter::empty(),
         );
+    // `GET /orders` answers a bare array or an envelope (the sources disagree): the page is
+    // decoded by the hand-written `OrderPage`, which accepts both shapes.
+    settings.with_replacement("OrderPage", "crate::paging::OrderPage", std::iter::empty());
     for name in string_enums(doc) {
         settings.with_replacement(
             &name,

@@ -4,7 +4,7 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! With no credentials in the environment it starts the built-in simulator (feature `sim`)
+//! With no credentials in the environment it starts the simulator (crate `connect-trade-sim`)
 //! and walks the whole journey offline: create a user → connect a broker (OAuth) → accounts →
 //! balances → a market and a limit order → their updates on the brokerage stream → a few
 //! quotes → positions and total unrealized P&L → cancel the open order → delete the user.
@@ -23,19 +23,7 @@ async fn main() -> Outcome {
     if PlatformCredentials::from_env()?.is_some() {
         return against_the_real_api().await;
     }
-    #[cfg(feature = "sim")]
-    {
-        offline::run().await
-    }
-    #[cfg(not(feature = "sim"))]
-    {
-        eprintln!(
-            "No CONNECT_TRADE_CLIENT_ID / CONNECT_TRADE_CLIENT_SECRET in the environment, and this \
-             build has no simulator. Run `cargo run --example quickstart --features sim` for the \
-             offline journey, or set the credentials for the read-only tour of the real API."
-        );
-        std::process::exit(2);
-    }
+    offline::run().await
 }
 
 /// Read-only: lists what the credentials can see, places nothing.
@@ -115,7 +103,6 @@ fn show(value: Option<Decimal>) -> String {
         .unwrap_or_else(|| "n/a".to_string())
 }
 
-#[cfg(feature = "sim")]
 mod offline {
     use std::time::Duration;
 
@@ -123,12 +110,12 @@ mod offline {
         ConnectTrade, UserClient,
         codes::{BrokerCode, ConnectionType, OrderSide, OrderStatus, OrderType, TimeInForce},
         rest::types::PlaceOrderRequest,
-        sim::Simulator,
         stream::{
             BrokerageEvent, BrokerageStream, MarketDataEvent, MarketDataStream,
             protocol::{Subscription, Topic},
         },
     };
+    use connect_trade_sim::Simulator;
     use rust_decimal::Decimal;
     use tokio::sync::mpsc;
 

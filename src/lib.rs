@@ -10,7 +10,8 @@
 //! - [`symbology`]: OCC option symbols and CQS equity symbols.
 //! - [`orders`]: validated order builders.
 //! - [`stream`]: the brokerage and market data WebSocket streams.
-//! - `sim` (feature `sim`): a local Connect Trade for tests and offline use.
+//!
+//! A local Connect Trade for tests and offline use is the companion crate `connect-trade-sim`.
 #![warn(missing_docs)]
 
 pub mod client;
@@ -19,15 +20,12 @@ pub mod credentials;
 pub mod error;
 pub mod oauth;
 pub mod orders;
-mod paging;
+pub mod paging;
 pub mod portfolio;
 pub mod safe_order;
 pub mod stream;
 pub mod symbology;
 pub mod workflows;
-
-#[cfg(feature = "sim")]
-pub mod sim;
 
 #[cfg(feature = "relay")]
 pub mod relay;

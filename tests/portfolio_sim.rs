@@ -1,6 +1,5 @@
 //! The portfolio mirror and safe order submission against the simulator: many users, partial
 //! fills, a brokerage stream dropped again and again, injected REST faults.
-#![cfg(feature = "sim")]
 
 use std::time::Duration;
 
@@ -14,10 +13,10 @@ use connect_trade::{
     portfolio::{Change, OrderScope, Portfolio, UserBook, fetch_orders, fetch_user_book},
     rest::types::{Balance, PlaceOrderRequest, Position},
     safe_order::place_order_safely_with,
-    sim::{PaperUser, RestFault, Simulator},
     stream::{Backoff, BrokerageStream, Overflow, StreamConfig, protocol::Topic},
     workflows,
 };
+use connect_trade_sim::{PaperUser, RestFault, Simulator};
 use rust_decimal::Decimal;
 
 /// Long enough for anything here; a hang fails instead of blocking the suite.

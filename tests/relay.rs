@@ -25,9 +25,9 @@ use connect_trade::{
     portfolio::{OrderScope, Portfolio, UserBook, fetch_user_book},
     relay::{Relay, RelayConfig, RelayEvent, RelayStream},
     rest::types::{Balance, PlaceOrderRequest, Position},
-    sim::{PaperUser, Simulator},
     stream::{Backoff, BrokerageEvent, ConnectionEvent, StreamConfig},
 };
+use connect_trade_sim::{PaperUser, Simulator};
 use futures::StreamExt;
 use rust_decimal::Decimal;
 use tokio::{

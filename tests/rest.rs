@@ -1152,3 +1152,292 @@ fn a_user_client_carries_the_platform_clients_retry_policy() {
     assert_eq!(platform.retry_policy(), &fast_retries());
     assert_eq!(user.retry_policy(), &fast_retries());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Order history in either shape: bare arrays without cursors, time windows
+// ---------------------------------------------------------------------------------------------
+
+/// How the history server below answers `GET /orders`.
+#[derive(Clone, Copy)]
+struct HistoryShape {
+    /// `end_time` includes orders created exactly then (else: strictly before).
+    end_inclusive: bool,
+    /// The server ignores `start_time`/`end_time` altogether (a broken server).
+    ignore_window: bool,
+    /// Orders carry `created_at`.
+    with_created_at: bool,
+}
+
+const WINDOWED: HistoryShape = HistoryShape {
+    end_inclusive: false,
+    ignore_window: false,
+    with_created_at: true,
+};
+
+/// A server holding `count` orders created one second apart (`o0` oldest) that answers
+/// `GET /orders` with a bare JSON array, no cursors: filtered by `start_time` (inclusive) and
+/// `end_time`, sorted by `sort` (default newest first), cut at `limit` (default 50).
+async fn history_server(
+    count: usize,
+    shape: HistoryShape,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let orders: Vec<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = (0..count)
+        .map(|i| {
+            let at = base + chrono::Duration::seconds(i as i64);
+            let mut o = json!({"order_id": format!("o{i}"), "account_id": "acc-1",
+                "status": "filled", "symbol": "AAPL"});
+            if shape.with_created_at {
+                o["created_at"] = json!(at.to_rfc3339());
+            }
+            (at, o)
+        })
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let orders = orders.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let url = url::Url::parse(&format!("http://x{target}")).unwrap();
+                let param = |name: &str| {
+                    url.query_pairs()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.to_string())
+                };
+                let time = |name: &str| {
+                    param(name).map(|t| {
+                        chrono::DateTime::parse_from_rfc3339(&t)
+                            .unwrap()
+                            .with_timezone(&chrono::Utc)
+                    })
+                };
+                let (start, end) = if shape.ignore_window {
+                    (None, None)
+                } else {
+                    (time("start_time"), time("end_time"))
+                };
+                let limit: usize = param("limit").map_or(50, |l| l.parse().unwrap());
+                let mut matching: Vec<&serde_json::Value> = orders
+                    .iter()
+                    .filter(|(at, _)| start.is_none_or(|s| *at >= s))
+                    .filter(|(at, _)| {
+                        end.is_none_or(|e| {
+                            if shape.end_inclusive {
+                                *at <= e
+                            } else {
+                                *at < e
+                            }
+                        })
+                    })
+                    .map(|(_, o)| o)
+                    .collect();
+                if param("sort").as_deref() != Some("asc") {
+                    matching.reverse();
+                }
+                matching.truncate(limit);
+                let body = serde_json::to_string(&matching).unwrap();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, requests)
+}
+
+#[tokio::test]
+async fn a_bare_array_and_the_envelope_decode_into_the_same_page() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/orders")
+                .query_param("status", "open");
+            then.status(200)
+                .json_body(json!([order_json(), order_json()]));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/orders")
+                .query_param("status", "all");
+            then.status(200).json_body(
+                json!({"orders": [order_json()], "next_cursor": null, "prev_cursor": "p", "x": 1}),
+            );
+        })
+        .await;
+    let (_, user) = clients(&server.base_url());
+    let bare = user
+        .list_orders()
+        .status(OrderStatusFilter::Open)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bare.orders.len(), 2);
+    assert_eq!(bare.next_cursor, None);
+    let envelope = user
+        .list_orders()
+        .status(OrderStatusFilter::All)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(envelope.orders, bare.orders[..1]);
+    assert_eq!(envelope.prev_cursor.as_deref(), Some("p"));
+}
+
+#[tokio::test]
+async fn full_pages_without_cursors_continue_by_time_window_to_the_whole_history() {
+    for end_inclusive in [false, true] {
+        let shape = HistoryShape {
+            end_inclusive,
+            ..WINDOWED
+        };
+        let (url, requests) = history_server(1_234, shape).await;
+        let (_, user) = clients(&url);
+        let orders: Vec<_> = user
+            .order_history(|q| q.status(OrderStatusFilter::All))
+            .page_size(100)
+            .orders()
+            .try_collect()
+            .await
+            .unwrap();
+        let ids: Vec<String> = orders.iter().map(|o| o.order_id.clone()).collect();
+        let expected: Vec<String> = (0..1_234).rev().map(|i| format!("o{i}")).collect();
+        assert_eq!(ids, expected, "end_time inclusive: {end_inclusive}");
+        // 13 windows of 100 new orders (the last one short), plus at most one empty.
+        let sent = requests.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((13..=14).contains(&sent), "{sent} requests");
+    }
+}
+
+#[tokio::test]
+async fn an_oldest_first_history_continues_forward() {
+    let (url, _) = history_server(250, WINDOWED).await;
+    let (_, user) = clients(&url);
+    let orders: Vec<_> = user
+        .order_history(|q| q.sort(SortOrder::Asc))
+        .page_size(100)
+        .orders()
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<String> = orders.iter().map(|o| o.order_id.clone()).collect();
+    let expected: Vec<String> = (0..250).map(|i| format!("o{i}")).collect();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn a_server_ignoring_the_window_ends_the_history_with_an_error_not_a_loop() {
+    let shape = HistoryShape {
+        ignore_window: true,
+        ..WINDOWED
+    };
+    let (url, requests) = history_server(300, shape).await;
+    let (_, user) = clients(&url);
+    let result: Result<Vec<_>, _> = user
+        .order_history(|q| q)
+        .page_size(100)
+        .orders()
+        .try_collect()
+        .await;
+    assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_full_page_without_cursor_or_times_is_an_error_not_a_silent_cut() {
+    let shape = HistoryShape {
+        with_created_at: false,
+        ..WINDOWED
+    };
+    let (url, _) = history_server(300, shape).await;
+    let (_, user) = clients(&url);
+    let result: Result<Vec<_>, _> = user
+        .order_history(|q| q)
+        .page_size(100)
+        .orders()
+        .try_collect()
+        .await;
+    let error = result.unwrap_err();
+    assert!(error.to_string().contains("cannot be read"), "{error}");
+}
+
+/// Records the messages of the tracing events emitted while it is the default subscriber.
+struct EventLog(std::sync::Mutex<Vec<String>>);
+
+impl tracing::Subscriber for EventLog {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    *self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut text = format!("{}: ", event.metadata().target());
+        let mut message = String::new();
+        event.record(&mut Message(&mut message));
+        text.push_str(&message);
+        self.0.lock().unwrap().push(text);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test]
+async fn continuing_by_time_window_is_said_in_a_tracing_event() {
+    let log = std::sync::Arc::new(EventLog(std::sync::Mutex::new(Vec::new())));
+    let _guard = tracing::subscriber::set_default(log.clone());
+    let (url, _) = history_server(150, WINDOWED).await;
+    let (_, user) = clients(&url);
+    let orders: Vec<_> = user
+        .order_history(|q| q)
+        .page_size(100)
+        .orders()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 150);
+    let events = log.0.lock().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("connect_trade::paging") && e.contains("time window")),
+        "{events:#?}"
+    );
+}

@@ -1,7 +1,6 @@
 //! The SDK end to end against the simulator: every REST operation through `ConnectTrade` /
 //! `UserClient`, the paper broker's order life cycles, and every response checked against
 //! the spec's schemas.
-#![cfg(feature = "sim")]
 
 mod support_sim;
 
@@ -15,8 +14,8 @@ use connect_trade::{
         OrderType, SortOrder, TimeInForce, TokenScope, TransactionType,
     },
     rest::types::{ModifyOrderRequest, OrderLeg},
-    sim::{RestFault, Simulator},
 };
+use connect_trade_sim::{RestFault, Simulator};
 use rust_decimal::Decimal;
 use support_sim::{alice, assert_conforms, dec, order, platform, refused, sim};
 
@@ -1853,5 +1852,5 @@ async fn a_cl_order_id_is_unique_per_day_and_deleting_a_user_removes_everything(
 fn the_simulator_can_be_shared_across_tasks() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<Simulator>();
-    shareable::<connect_trade::sim::Faults>();
+    shareable::<connect_trade_sim::Faults>();
 }

@@ -1,12 +1,10 @@
 //! The SDK's stream clients (`BrokerageStream`, `MarketDataStream`) end to end against the
 //! simulator: what a user sees, including reconnects under injected faults.
-#![cfg(feature = "sim")]
 
 mod support_sim;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use connect_trade::sim::Simulator;
 use connect_trade::{
     codes::{OrderSide, OrderStatus, OrderType},
     rest::types::Order,
@@ -16,6 +14,7 @@ use connect_trade::{
         protocol::{Subscription, Topic},
     },
 };
+use connect_trade_sim::Simulator;
 use support_sim::{alice, order, platform};
 
 /// A manual clock starting now: the market data client checks token expiry against the wall

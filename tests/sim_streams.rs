@@ -1,6 +1,5 @@
 //! Both WebSockets of the simulator, driven by raw tokio-tungstenite clients speaking the
 //! protocol types: what a stream client (ours or anyone's) can rely on.
-#![cfg(feature = "sim")]
 
 mod support_sim;
 
@@ -9,13 +8,13 @@ use std::time::Duration;
 use connect_trade::{
     codes::{OrderSide, OrderStatus, OrderType},
     rest::types::{Balance, Order, Position},
-    sim::Simulator,
     stream::protocol::{
         BarInterval, BrokerageMessage, BrokerageRequest, CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT,
         CLOSE_SESSION_REPLACED, CLOSE_TOKEN_EXPIRED, Channel, ErrorCode, MarketDataMessage,
         MarketDataRequest, ServerMessage, Subscription, SubscriptionParams, Topic,
     },
 };
+use connect_trade_sim::Simulator;
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use support_sim::{alice, dec, order, sim};

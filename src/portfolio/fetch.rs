@@ -1,8 +1,9 @@
 //! Reading one user's state over REST.
 
-use std::{collections::HashMap, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 
 use super::book::{AccountBook, Entry, Stamp, UserBook};
 use crate::{
@@ -36,34 +37,16 @@ pub(crate) fn midnight_utc(now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(now)
 }
 
-/// Every order matching `status` created at or after `since`, through every page.
+/// Every order matching `status` created at or after `since`, through the one order-history
+/// pager (cursors when the server gives them, time windows otherwise; each order once).
 pub async fn fetch_orders(
     user: &UserClient,
     status: OrderStatusFilter,
     since: DateTime<Utc>,
 ) -> Result<Vec<Order>> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..100_000 {
-        let mut query = user
-            .list_orders()
-            .status(status.clone())
-            .start_time(since)
-            .limit(NonZeroU32::new(500).unwrap_or(NonZeroU32::MIN));
-        if let Some(c) = cursor.take() {
-            query = query.cursor(c);
-        }
-        let page = query.send().await?.into_inner();
-        out.extend(page.orders);
-        match page.next_cursor {
-            Some(next) if !next.is_empty() => cursor = Some(next),
-            _ => return Ok(out),
-        }
-    }
-    Err(Error::UnexpectedResponse {
-        status: 200,
-        excerpt: "GET /orders kept returning cursors past 100,000 pages".to_string(),
-    })
+    user.list_orders_all(|q| q.status(status).start_time(since))
+        .try_collect()
+        .await
 }
 
 /// Today's orders (every status, since midnight UTC) and the open orders of the lookback

@@ -8,8 +8,8 @@ use connect_trade::{
     ConnectTrade, Error,
     codes::{BrokerCode, Instrument, OrderSide, OrderType, TimeInForce},
     rest::types::PlaceOrderRequest,
-    sim::{PaperUser, Simulator},
 };
+use connect_trade_sim::{PaperUser, Simulator};
 use rust_decimal::Decimal;
 
 /// A simulator with a manual clock and a fixed start (Monday 2026-03-02 15:00 UTC), so

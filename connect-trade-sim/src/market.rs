@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Timelike, Utc};
 use rust_decimal::{Decimal, RoundingStrategy, prelude::FromPrimitive, prelude::ToPrimitive};
 
-use crate::stream::protocol::{
+use connect_trade::stream::protocol::{
     Bar, BarInterval, Depth, Greeks, OptionContractQuote, PriceLevel, Quote, Trade, TradingSession,
 };
 

@@ -2,12 +2,12 @@
 //! SDKs in other languages.
 //!
 //! ```text
-//! cargo run --features sim --bin connect-trade-sim -- --port 8080
+//! cargo run -p connect-trade-sim -- --port 8080
 //! ```
 
 use std::{process::ExitCode, time::Duration};
 
-use connect_trade::sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Simulator};
+use connect_trade_sim::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Simulator, Wire};
 
 const USAGE: &str = "\
 connect-trade-sim: a local Connect Trade (REST, brokerage stream, market data stream)
@@ -23,6 +23,10 @@ OPTIONS:
     --client-secret <SECRET>    platform client secret accepted (default sim-client-secret)
     --seed <N>                  price seed (default 42)
     --speed <X>                 simulated seconds per real second (default 1)
+    --wire <NAME>[,<NAME>]      wire variants to switch on (repeatable; default none):
+                                orders-envelope, orders-minimal, created-204, token-plain,
+                                no-welcome, no-authenticated, string-sequence,
+                                error-message-only, extra-field, missing-field
     -h, --help                  this text
 
 Stop with Ctrl-C.";
@@ -35,6 +39,7 @@ struct Args {
     client_secret: String,
     seed: u64,
     speed: f64,
+    wire: Vec<Wire>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -46,6 +51,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
         client_secret: DEFAULT_CLIENT_SECRET.to_string(),
         seed: 42,
         speed: 1.0,
+        wire: Vec::new(),
     };
     while let Some(flag) = argv.next() {
         if flag == "-h" || flag == "--help" {
@@ -86,6 +92,14 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
                     .filter(|s| s.is_finite() && *s > 0.0)
                     .ok_or_else(|| format!("--speed: {v:?} is not a positive number"))?;
             }
+            "--wire" => {
+                for name in value()?.split(',').filter(|n| !n.trim().is_empty()) {
+                    let wire = name.parse::<Wire>().map_err(|e| format!("--wire: {e}"))?;
+                    if !args.wire.contains(&wire) {
+                        args.wire.push(wire);
+                    }
+                }
+            }
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
     }
@@ -112,7 +126,11 @@ async fn main() -> ExitCode {
             args.port.saturating_add(offset)
         }
     };
-    let sim = Simulator::builder()
+    let mut builder = Simulator::builder();
+    for wire in &args.wire {
+        builder = builder.wire(*wire);
+    }
+    let sim = builder
         .credentials(args.client_id.clone(), args.client_secret.clone())
         .seed(args.seed)
         .speed(args.speed)
@@ -143,6 +161,11 @@ async fn main() -> ExitCode {
     println!("  client-secret      {}", args.client_secret);
     println!();
     println!("  symbols            {}", sim.symbols().join(" "));
+    let wire = sim.wire();
+    if !wire.is_empty() {
+        let names: Vec<&str> = wire.iter().map(|w| w.name()).collect();
+        println!("  wire variants      {}", names.join(" "));
+    }
     println!();
     println!("  export CONNECT_TRADE_BASE_URL={}", sim.rest_url());
     println!("  export CONNECT_TRADE_CLIENT_ID={}", args.client_id);

@@ -11,7 +11,7 @@ use std::{
 
 use tokio::sync::{broadcast, watch};
 
-use super::state::{ApiError, Control};
+use crate::state::{ApiError, Control};
 
 /// A REST failure to inject: a status, and for 429 how long to ask the client to wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub(crate) struct FaultsInner {
 /// ```no_run
 /// # async fn demo() -> connect_trade::Result<()> {
 /// use std::time::Duration;
-/// use connect_trade::sim::{RestFault, Simulator};
+/// use connect_trade_sim::{RestFault, Simulator};
 ///
 /// let sim = Simulator::start().await?;
 /// sim.faults().fail_next(2, RestFault::status(503)); // the next two calls fail

@@ -1,7 +1,7 @@
 //! The REST server: every operation of `spec/openapi.json`, answered from the world.
 //!
-//! Responses are the generated types of `crate::rest::types`, serialized: the client decodes
-//! exactly what the simulator encodes.
+//! Responses are the generated types of `connect_trade::rest::types`, serialized: the client
+//! decodes exactly what the simulator encodes.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -17,11 +17,11 @@ use axum::{
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{
+use crate::{
     RecordedResponse, Shared,
     state::{ApiError, ApiResult, Authorize},
 };
-use crate::{
+use connect_trade::{
     codes::{BrokerCode, OrderSide, OrderStatusFilter, SortOrder},
     rest::types::{
         CreateConnectionRequest, CreateUserRequest, ModifyOrderRequest, PlaceOrderRequest,
@@ -34,7 +34,7 @@ type S = State<Arc<Shared>>;
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = crate::rest::types::Error {
+        let body = connect_trade::rest::types::Error {
             message: self.message,
         };
         let mut response = (status, axum::Json(body)).into_response();

@@ -1,4 +1,4 @@
-//! The two WebSocket servers, speaking exactly `crate::stream::protocol`.
+//! The two WebSocket servers, speaking exactly `connect_trade::stream::protocol`.
 
 use std::{collections::BTreeSet, sync::Arc, sync::atomic::Ordering};
 
@@ -17,12 +17,12 @@ use tokio_tungstenite::{
     },
 };
 
-use super::{
+use crate::{
     Shared,
     market::{floor_to, interval_seconds, parse_option},
     state::{Control, Event, Payload},
 };
-use crate::stream::protocol::{
+use connect_trade::stream::protocol::{
     BarInterval, BrokerageMessage, BrokerageRequest, CLOSE_AUTH_FAILED, CLOSE_AUTH_TIMEOUT,
     CLOSE_SESSION_REPLACED, CLOSE_TOKEN_EXPIRED, Channel, ErrorCode, MarketDataMessage,
     MarketDataRequest, StreamErrorMessage, Subscription, Topic, TradingSession, UpdateMeta,

@@ -1,12 +1,13 @@
 //! A local Connect Trade: REST and both WebSockets over a simulated paper broker.
 //!
-//! Connect Trade has no sandbox. This module is one, like stripe-mock for Stripe but stateful:
+//! Connect Trade has no sandbox. This crate is one, like stripe-mock for Stripe but stateful:
 //! a server on loopback that implements every operation of `spec/openapi.json`, the brokerage
 //! stream and the market data stream, in front of a paper broker with deterministic prices.
 //!
 //! ```no_run
 //! # async fn demo() -> connect_trade::Result<()> {
-//! use connect_trade::{codes::BrokerCode, sim::Simulator};
+//! use connect_trade::codes::BrokerCode;
+//! use connect_trade_sim::Simulator;
 //!
 //! let sim = Simulator::start().await?;
 //! let platform = sim.client()?; // a ConnectTrade pointed at the simulator
@@ -27,10 +28,13 @@
 //!   by a clock that runs in real time, faster, or only when told ([`Simulator::tick`]).
 //! - Fault injection ([`Faults`]).
 
+#![warn(missing_docs)]
+
 mod faults;
 mod market;
 mod rest;
 mod state;
+mod wire;
 mod ws;
 
 use std::{
@@ -49,13 +53,15 @@ use tokio::{
 };
 
 pub use faults::{Faults, RestFault};
+pub use wire::{UnknownWire, Wire};
 
-use crate::{
+use connect_trade::{
     ConnectTrade, Error, PlatformCredentials, Result, Secret, UserClient, UserCredentials,
     codes::{BrokerCode, ConnectionType},
 };
 use market::Market;
 use state::{Control, Event, State};
+use wire::WireSet;
 
 /// The client id the simulator accepts unless configured otherwise.
 pub const DEFAULT_CLIENT_ID: &str = "sim-client-id";
@@ -86,6 +92,8 @@ pub(crate) struct Config {
     pub client_secret: Secret,
     pub auth_timeout: Duration,
     pub tick: Duration,
+    /// The wire variants switched on: `config.wire.contains(Wire::X)`.
+    pub wire: WireSet,
 }
 
 /// Everything the servers share.
@@ -149,6 +157,7 @@ pub struct SimulatorBuilder {
     drop_streams_every: u64,
     rest_every: Option<(u64, RestFault)>,
     rest_share: Option<(f64, RestFault, u64)>,
+    wire: WireSet,
 }
 
 impl Default for SimulatorBuilder {
@@ -171,6 +180,7 @@ impl Default for SimulatorBuilder {
             drop_streams_every: 0,
             rest_every: None,
             rest_share: None,
+            wire: WireSet::default(),
         }
     }
 }
@@ -294,6 +304,13 @@ impl SimulatorBuilder {
         self
     }
 
+    /// Switches a wire variant on (callable several times: each adds one). Without any, the
+    /// simulator answers in the shapes Connect Trade's documentation publishes.
+    pub fn wire(mut self, wire: Wire) -> Self {
+        self.wire.insert(wire);
+        self
+    }
+
     /// Binds the three servers on 127.0.0.1 and starts them (and the clock, unless manual).
     ///
     /// Must be called inside a Tokio runtime. Fails if a configured port is taken.
@@ -351,6 +368,7 @@ impl SimulatorBuilder {
                 client_secret: self.client_secret,
                 auth_timeout: self.auth_timeout,
                 tick: self.tick,
+                wire: self.wire,
             },
             state: Mutex::new(state),
             events,
@@ -525,6 +543,11 @@ impl Simulator {
     /// The equity symbols the market knows (options on them are known too).
     pub fn symbols(&self) -> Vec<String> {
         self.shared.state().market.equities()
+    }
+
+    /// The wire variants switched on ([`SimulatorBuilder::wire`]), in [`Wire::ALL`] order.
+    pub fn wire(&self) -> Vec<Wire> {
+        self.shared.config.wire.iter().collect()
     }
 
     /// Every REST response so far (the newest 10,000), oldest first.

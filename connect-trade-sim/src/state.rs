@@ -9,17 +9,18 @@ use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, TimeZon
 use rust_decimal::{Decimal, RoundingStrategy};
 use tokio::sync::broadcast;
 
-use super::market::{Market, cents, parse_option};
-use crate::{
+use crate::market::{Market, cents, parse_option};
+use connect_trade::{
     codes::{
         BrokerCode, ConnectionType, Instrument, OrderSide, OrderStatus, OrderStatusFilter,
         OrderType, SortOrder, TimeInForce, TokenScope, TransactionType,
     },
     credentials::Secret,
+    paging::OrderPage,
     rest::types::{
         Account, Balance, Connection, ConnectionAccount, ConnectionRequest,
         CreateConnectionRequest, CreatedUser, Fill, MarketDataToken, ModifyOrderRequest, Order,
-        OrderLeg, OrderPage, PlaceOrderRequest, Position, Transaction, User, UserToken,
+        OrderLeg, PlaceOrderRequest, Position, Transaction, User, UserToken,
     },
 };
 

@@ -1,5 +1,5 @@
 //! The `connect-trade-sim` binary: prints its URLs and credentials, serves, stops on Ctrl-C.
-#![cfg(all(feature = "sim", unix))]
+#![cfg(unix)]
 
 use std::{
     io::{BufRead, BufReader},
@@ -16,6 +16,8 @@ fn the_binary_serves_and_stops_cleanly_on_ctrl_c() {
             "bin-id",
             "--client-secret",
             "bin-secret",
+            "--wire",
+            "no-welcome,orders-envelope",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -44,6 +46,14 @@ fn the_binary_serves_and_stops_cleanly_on_ctrl_c() {
     assert!(field("market data stream").starts_with("ws://127.0.0.1:"));
     assert_eq!(field("client-id"), "bin-id");
     assert_eq!(field("client-secret"), "bin-secret");
+    let wire = printed
+        .iter()
+        .find(|l| l.trim_start().starts_with("wire variants"))
+        .unwrap_or_else(|| panic!("no wire variants in {printed:#?}"));
+    assert!(
+        wire.ends_with("orders-envelope no-welcome"),
+        "both variants on, in Wire::ALL order: {wire}"
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,4 +115,21 @@ fn bad_arguments_are_explained() {
         .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--market-data-port"));
+}
+
+#[test]
+fn an_unknown_wire_variant_is_refused_with_the_valid_names() {
+    let output = Command::new(env!("CARGO_BIN_EXE_connect-trade-sim"))
+        .args(["--wire", "orders-envelope,no-welcom"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--wire") && stderr.contains("\"no-welcom\""),
+        "{stderr}"
+    );
+    for wire in connect_trade_sim::Wire::ALL {
+        assert!(stderr.contains(wire.name()), "{stderr}");
+    }
 }
