@@ -323,7 +323,7 @@ impl Relay {
                             .map(|v| v.holder),
                         _ => None,
                     };
-                    if seen.as_ref() != Some(&holder) {
+                    if holder.is_some() && seen.as_ref() != Some(&holder) {
                         tracing::info!(instance = %self.instance, holder = ?holder, "relay: standing by");
                         self.emit(RelayEvent::Standby {
                             holder: holder.clone(),
