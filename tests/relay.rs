@@ -102,7 +102,14 @@ impl NatsServer {
 
     async fn spawn(&mut self) {
         let child = Command::new(nats_server_binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -205,10 +212,8 @@ impl SessionProxy {
                                     Ok(n) => n,
                                 };
                                 carry.extend_from_slice(&buf[..n]);
-                                let found = carry
-                                    .windows(needle.len())
-                                    .filter(|w| w == needle)
-                                    .count();
+                                let found =
+                                    carry.windows(needle.len()).filter(|w| w == needle).count();
                                 counts.replaced.fetch_add(found as u64, Ordering::SeqCst);
                                 let keep = carry.len().min(needle.len() - 1);
                                 carry.drain(..carry.len() - keep);
@@ -319,7 +324,12 @@ async fn market_buy(user: &PaperUser, cl: &str, symbol: &str, qty: &str) {
         stop_price: None,
         symbol: Some(symbol.to_string()),
     };
-    user.client.place_order().body(request).send().await.unwrap();
+    user.client
+        .place_order()
+        .body(request)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// A position without the figures that follow the market (revalued every tick, sent only
@@ -590,12 +600,20 @@ impl Seen {
     }
 
     fn twice(&self) -> usize {
-        self.keys.lock().unwrap().values().filter(|n| **n > 1).count()
+        self.keys
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|n| **n > 1)
+            .count()
     }
 }
 
 /// A portfolio following a relay stream, recording what the stream gave it.
-async fn consumer(nats: &NatsServer, users: &[UserClient]) -> (Portfolio, Arc<Seen>, JoinHandle<()>) {
+async fn consumer(
+    nats: &NatsServer,
+    users: &[UserClient],
+) -> (Portfolio, Arc<Seen>, JoinHandle<()>) {
     let stream = RelayStream::builder(nats.client().await)
         .heartbeat(Duration::from_millis(250))
         .connect()
@@ -663,8 +681,7 @@ async fn three_relays_survive_five_holder_kills_during_a_thousand_orders_without
     for _ in 0..3 {
         let name = format!("relay-{next_name}");
         next_name += 1;
-        let instance =
-            start_relay(&nats, &proxy.url, sim.credentials(), &name, &journal).await;
+        let instance = start_relay(&nats, &proxy.url, sim.credentials(), &name, &journal).await;
         instances.insert(name, instance);
     }
     journal
@@ -689,9 +706,9 @@ async fn three_relays_survive_five_holder_kills_during_a_thousand_orders_without
             let killed = kills.last().map_or(0, |(_, fence)| *fence);
             journal
                 .wait_for("a holder after the kill", |events| {
-                    events.iter().any(|(_, _, e)| {
-                        matches!(e, RelayEvent::Streaming { fence } if *fence > killed)
-                    })
+                    events.iter().any(
+                        |(_, _, e)| matches!(e, RelayEvent::Streaming { fence } if *fence > killed),
+                    )
                 })
                 .await;
         }
@@ -711,8 +728,7 @@ async fn three_relays_survive_five_holder_kills_during_a_thousand_orders_without
             kills.push((Instant::now(), fence));
             let name = format!("relay-{next_name}");
             next_name += 1;
-            let instance =
-                start_relay(&nats, &proxy.url, sim.credentials(), &name, &journal).await;
+            let instance = start_relay(&nats, &proxy.url, sim.credentials(), &name, &journal).await;
             instances.insert(name, instance);
         }
     }
@@ -723,9 +739,9 @@ async fn three_relays_survive_five_holder_kills_during_a_thousand_orders_without
     let last_fence = kills.last().unwrap().1;
     journal
         .wait_for("a holder after the last kill", |events| {
-            events.iter().any(|(_, _, e)| {
-                matches!(e, RelayEvent::Streaming { fence } if *fence > last_fence)
-            })
+            events.iter().any(
+                |(_, _, e)| matches!(e, RelayEvent::Streaming { fence } if *fence > last_fence),
+            )
         })
         .await;
 
@@ -735,7 +751,11 @@ async fn three_relays_survive_five_holder_kills_during_a_thousand_orders_without
     wait_gaps(&seen_b, &journal).await;
 
     // The simulator never saw two sessions at once.
-    assert_eq!(proxy.replaced(), 0, "session_replaced sent by the simulator");
+    assert_eq!(
+        proxy.replaced(),
+        0,
+        "session_replaced sent by the simulator"
+    );
     assert_eq!(proxy.max_open(), 1, "brokerage sessions open at once");
 
     // A new holder streamed within the lease TTL plus one reconnect after each kill.
@@ -772,7 +792,11 @@ async fn three_relays_survive_five_holder_kills_during_a_thousand_orders_without
     for seen in [&seen_a, &seen_b] {
         assert_eq!(seen.gaps.load(Ordering::SeqCst), published);
         assert_eq!(seen.twice(), 0, "updates delivered twice");
-        assert!(seen.updates.load(Ordering::SeqCst) > 1000, "{} updates", seen.updates.load(Ordering::SeqCst));
+        assert!(
+            seen.updates.load(Ordering::SeqCst) > 1000,
+            "{} updates",
+            seen.updates.load(Ordering::SeqCst)
+        );
     }
     eprintln!(
         "consumers saw {} and {} updates, {published} gaps",
@@ -831,12 +855,16 @@ async fn a_holder_cut_off_from_nats_closes_its_session_and_a_new_holder_takes_ov
     nats.kill();
     journal
         .wait_for("the holder stepping down", |events| {
-            events.iter().any(|(_, name, e)| {
-                *name == holder && matches!(e, RelayEvent::SteppedDown { .. })
-            })
+            events
+                .iter()
+                .any(|(_, name, e)| *name == holder && matches!(e, RelayEvent::SteppedDown { .. }))
         })
         .await;
-    assert_eq!(proxy.open(), 0, "the session is closed once the holder stepped down");
+    assert_eq!(
+        proxy.open(),
+        0,
+        "the session is closed once the holder stepped down"
+    );
     for i in 0..20 {
         market_buy(&paper[i % 2], &format!("during-{i}"), "BAC", "5").await;
         sim.tick();
@@ -845,9 +873,9 @@ async fn a_holder_cut_off_from_nats_closes_its_session_and_a_new_holder_takes_ov
     nats.restart().await;
     journal
         .wait_for("a new holder streaming", |events| {
-            events.iter().any(|(_, _, e)| {
-                matches!(e, RelayEvent::Streaming { fence: f } if *f > fence)
-            })
+            events
+                .iter()
+                .any(|(_, _, e)| matches!(e, RelayEvent::Streaming { fence: f } if *f > fence))
         })
         .await;
     for i in 0..20 {
@@ -876,7 +904,10 @@ async fn take_orders(stream: &mut RelayStream, count: usize, last: &str) -> Vec<
             .expect("an update")
             .expect("the stream goes on");
         if let BrokerageEvent::Order { meta, order } = &event {
-            keys.push(format!("{} {} {}", meta.user_id, order.order_id, order.status));
+            keys.push(format!(
+                "{} {} {}",
+                meta.user_id, order.order_id, order.status
+            ));
             if order.cl_order_id.as_deref() == Some(last)
                 && order.status == connect_trade::codes::OrderStatus::Filled
             {
@@ -912,7 +943,10 @@ async fn a_durable_consumer_restarted_resumes_where_it_stopped() {
 
     let client = nats.client().await;
     // A witness reading everything, and the durable consumer under test.
-    let mut witness = RelayStream::builder(client.clone()).connect().await.unwrap();
+    let mut witness = RelayStream::builder(client.clone())
+        .connect()
+        .await
+        .unwrap();
     let mut durable = RelayStream::builder(client.clone())
         .durable("books")
         .connect()
@@ -945,6 +979,9 @@ async fn a_durable_consumer_restarted_resumes_where_it_stopped() {
     assert!(all.len() > 40, "{} order updates", all.len());
     let mut joined = first.clone();
     joined.extend(rest);
-    assert_eq!(joined, all, "the durable consumer resumed right after what it took");
+    assert_eq!(
+        joined, all,
+        "the durable consumer resumed right after what it took"
+    );
     relay.stop().await;
 }

@@ -73,11 +73,10 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String>
             "--prefix" => args.prefix = Some(value()?),
             "--ttl" => {
                 let v = value()?;
-                args.ttl = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|t| *t >= 1)
-                    .ok_or_else(|| format!("--ttl: {v:?} is not a whole number of seconds ≥ 1"))?;
+                args.ttl =
+                    v.parse::<u64>().ok().filter(|t| *t >= 1).ok_or_else(|| {
+                        format!("--ttl: {v:?} is not a whole number of seconds ≥ 1")
+                    })?;
             }
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }

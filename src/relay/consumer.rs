@@ -64,7 +64,8 @@ impl RelayStreamBuilder {
 
     /// Only these accounts' updates.
     pub fn accounts<S: Into<String>>(mut self, account_ids: impl IntoIterator<Item = S>) -> Self {
-        self.accounts.extend(account_ids.into_iter().map(Into::into));
+        self.accounts
+            .extend(account_ids.into_iter().map(Into::into));
         self
     }
 
@@ -142,10 +143,7 @@ struct Acks {
 
 impl Acks {
     fn take(&self) -> Option<async_nats::Subject> {
-        self.latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -375,7 +373,9 @@ impl ConsumerState {
                         consumer = fresh;
                         break;
                     }
-                    Err(error) => tracing::debug!(%error, "relay stream: cannot re-create the consumer"),
+                    Err(error) => {
+                        tracing::debug!(%error, "relay stream: cannot re-create the consumer")
+                    }
                 }
             }
         }
@@ -391,10 +391,7 @@ impl ConsumerState {
             return Ok(());
         };
         let seq = info.stream_sequence;
-        let ack = self
-            .durable
-            .as_ref()
-            .and(message.reply.clone());
+        let ack = self.durable.as_ref().and(message.reply.clone());
         if let Some(last) = self.last_seq {
             if seq <= last {
                 self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -503,4 +500,3 @@ async fn send_gap(
     });
     tx.send((reconnected, ack)).await.map_err(|_| ())
 }
-

@@ -334,7 +334,9 @@ impl Relay {
                 Ok(Err(error)) => {
                     tracing::debug!(instance = %self.instance, %error, "relay: lease attempt failed")
                 }
-                Err(_) => tracing::debug!(instance = %self.instance, "relay: lease attempt timed out"),
+                Err(_) => {
+                    tracing::debug!(instance = %self.instance, "relay: lease attempt timed out")
+                }
             }
             tokio::select! {
                 () = sleep(poll) => {}
@@ -504,7 +506,9 @@ impl Holding<'_> {
         let deadline = (Instant::now() + self.ttl / 4).min(self.step_down_at());
         let session = tokio::time::timeout_at(deadline, connect)
             .await
-            .map_err(|_| StreamError::HandshakeTimeout("connecting within a quarter of the lease TTL".into()))??;
+            .map_err(|_| {
+                StreamError::HandshakeTimeout("connecting within a quarter of the lease TTL".into())
+            })??;
         self.session = Some(session);
         Ok(())
     }
@@ -538,10 +542,15 @@ impl Holding<'_> {
             return None;
         }
         let nanos = info.state.last_timestamp.unix_timestamp_nanos();
-        i64::try_from(nanos).ok().map(DateTime::from_timestamp_nanos)
+        i64::try_from(nanos)
+            .ok()
+            .map(DateTime::from_timestamp_nanos)
     }
 
-    async fn on_event(&mut self, event: Option<BrokerageEvent>) -> Result<Option<HoldEnd>, RelayError> {
+    async fn on_event(
+        &mut self,
+        event: Option<BrokerageEvent>,
+    ) -> Result<Option<HoldEnd>, RelayError> {
         let Some(event) = event else {
             // The session ended without a terminal event: reconnect.
             self.session = None;
@@ -649,13 +658,10 @@ impl Holding<'_> {
             fence: self.lease.fence,
         };
         let body = serde_json::to_vec(&marker).unwrap_or_default();
-        let id = format!(
-            "gap-{}-{:032x}",
-            self.lease.fence,
-            fnv128(&[&body])
-        );
+        let id = format!("gap-{}-{:032x}", self.lease.fence, fnv128(&[&body]));
         let subject = self.relay.config.gap_subject();
-        self.publish(subject, self.headers(id), Bytes::from(body)).await?;
+        self.publish(subject, self.headers(id), Bytes::from(body))
+            .await?;
         self.down_since = None;
         let first = reason == GapReason::HolderChange;
         tracing::info!(?reason, from = ?marker.from, "relay: published a gap marker");
@@ -694,7 +700,8 @@ impl Holding<'_> {
             ])
         );
         let body = serde_json::to_vec(&message(meta)).unwrap_or_default();
-        self.publish(subject, self.headers(id), Bytes::from(body)).await?;
+        self.publish(subject, self.headers(id), Bytes::from(body))
+            .await?;
         Ok(())
     }
 

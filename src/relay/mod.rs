@@ -206,7 +206,9 @@ impl GapMarker {
 #[non_exhaustive]
 pub enum RelayError {
     /// NATS or JetStream refused or failed an operation.
-    #[error("NATS: {what} failed: {message}. Is the server running with JetStream (`nats-server -js`)?")]
+    #[error(
+        "NATS: {what} failed: {message}. Is the server running with JetStream (`nats-server -js`)?"
+    )]
     Nats {
         /// What the relay was doing.
         what: String,
