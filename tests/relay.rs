@@ -470,10 +470,10 @@ impl Journal {
         for (_, name, event) in self.all() {
             match event {
                 RelayEvent::Acquired { fence } => holder = Some((name, fence)),
-                RelayEvent::SteppedDown { .. } | RelayEvent::Released { .. } => {
-                    if holder.as_ref().is_some_and(|(h, _)| *h == name) {
-                        holder = None;
-                    }
+                RelayEvent::SteppedDown { .. } | RelayEvent::Released { .. }
+                    if holder.as_ref().is_some_and(|(h, _)| *h == name) =>
+                {
+                    holder = None;
                 }
                 _ => {}
             }

@@ -270,23 +270,21 @@ impl ConsumerState {
     /// consumer of this name stopped, or with the updates published from now on.
     async fn open(&self, stream: &jetstream::stream::Stream) -> Result<Consumer, RelayError> {
         let mut start = self.last_seq.map(|seq| seq + 1);
-        if let Some(name) = &self.durable {
-            if let Ok(info) = stream.consumer_info(name).await {
-                if start.is_none() {
-                    // Resume after the last acknowledged message: the messages it had
-                    // fetched but not handed over come again, in order.
-                    start = Some(info.ack_floor.stream_sequence + 1);
-                    if info.ack_floor.stream_sequence == 0 {
-                        start = match info.config.deliver_policy {
-                            DeliverPolicy::ByStartSequence { start_sequence } => {
-                                Some(start_sequence)
-                            }
-                            _ => Some(info.delivered.stream_sequence + 1),
-                        };
-                    }
-                }
-                let _ = stream.delete_consumer(name).await;
+        if let Some(name) = &self.durable
+            && let Ok(info) = stream.consumer_info(name).await
+        {
+            if start.is_none() {
+                // Resume after the last acknowledged message: the messages it had fetched
+                // but not handed over come again, in order.
+                start = Some(match info.ack_floor.stream_sequence {
+                    0 => match info.config.deliver_policy {
+                        DeliverPolicy::ByStartSequence { start_sequence } => start_sequence,
+                        _ => info.delivered.stream_sequence + 1,
+                    },
+                    floor => floor + 1,
+                });
             }
+            let _ = stream.delete_consumer(name).await;
         }
         let config = pull::Config {
             durable_name: self.durable.clone(),

@@ -563,9 +563,9 @@ impl Holding<'_> {
                 self.session_down();
             }
             BrokerageEvent::Connection(ConnectionEvent::Reconnected { .. }) => {
-                if self.pending_gap.is_none() {
-                    self.pending_gap = Some((self.down_since, GapReason::Reconnect));
-                }
+                let since = self.down_since;
+                self.pending_gap
+                    .get_or_insert((since, GapReason::Reconnect));
             }
             BrokerageEvent::Connection(ConnectionEvent::Terminated(error)) => {
                 self.session = None;
@@ -579,11 +579,8 @@ impl Holding<'_> {
                 self.session_down();
             }
             BrokerageEvent::Connection(_) => {}
-            BrokerageEvent::Subscribed { .. } => {
-                if self.pending_gap.is_some() {
-                    self.publish_gap().await?;
-                }
-            }
+            // The session is subscribed: its gap marker goes first (if one is pending).
+            BrokerageEvent::Subscribed { .. } => self.publish_gap().await?,
             BrokerageEvent::Lagged { .. } => {
                 self.pending_gap = Some((self.down_since.or(Some(Utc::now())), GapReason::Lagged));
                 self.publish_gap().await?;
@@ -646,9 +643,9 @@ impl Holding<'_> {
         headers
     }
 
-    async fn publish_gap(&mut self) -> Result<Option<HoldEnd>, RelayError> {
+    async fn publish_gap(&mut self) -> Result<(), RelayError> {
         let Some((from, reason)) = self.pending_gap.take() else {
-            return Ok(None);
+            return Ok(());
         };
         let marker = GapMarker {
             from,
@@ -671,7 +668,7 @@ impl Holding<'_> {
                 fence: self.lease.fence,
             });
         }
-        Ok(None)
+        Ok(())
     }
 
     async fn publish_update(
