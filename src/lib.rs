@@ -12,7 +12,12 @@
 //! - [`stream`]: the brokerage and market data WebSocket streams.
 //!
 //! A local Connect Trade for tests and offline use is the companion crate `connect-trade-sim`.
+//!
+//! Features: `schemars` derives `schemars::JsonSchema` for the REST types, the stream
+//! protocol and the symbols (off by default: dependents that do not need schemas do not
+//! compile the derives).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
 pub mod codes;
@@ -37,7 +42,8 @@ pub mod relay;
 /// [`UserClient`]) dereference to [`rest::Client`], so these methods are called on them
 /// directly, with credentials, retries and tracing applied. Errors convert into
 /// [`Error`] with `?`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
+// `deprecated`: the generated code itself uses the fields a refresh kept (see build.rs).
+#[allow(missing_docs, deprecated, clippy::all, clippy::pedantic)]
 pub mod rest {
     include!(concat!(env!("OUT_DIR"), "/rest.rs"));
 }

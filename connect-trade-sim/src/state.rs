@@ -224,7 +224,8 @@ fn broker_name(broker: &BrokerCode) -> &str {
         BrokerCode::UsBank => "U.S. Bank",
         BrokerCode::Webull => "Webull",
         BrokerCode::WellsFargo => "Wells Fargo",
-        BrokerCode::Unknown(code) => code,
+        // Unknown codes, and codes added upstream after this was written.
+        other => other.as_str(),
     }
 }
 

@@ -12,7 +12,6 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -38,7 +37,8 @@ open_enum! {
 }
 
 /// A message the client sends on the brokerage stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum BrokerageRequest {
     /// Authenticates with the platform credentials; must come within 30 s of the welcome.
@@ -61,7 +61,8 @@ pub enum BrokerageRequest {
 }
 
 /// Where an update belongs: which user and which account.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct UpdateMeta {
     /// The user the update belongs to.
     pub user_id: String,
@@ -76,7 +77,8 @@ pub struct UpdateMeta {
 }
 
 /// A message the server sends on the brokerage stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BrokerageMessage {
     /// Sent first, on connect.
@@ -177,7 +179,8 @@ open_enum! {
 }
 
 /// The parameters of a subscription, by channel.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SubscriptionParams {
     /// `trades`: which session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,7 +200,8 @@ pub struct SubscriptionParams {
 }
 
 /// A subscription: a channel, its symbols and parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Subscription {
     /// The channel.
     pub channel: Channel,
@@ -270,7 +274,8 @@ impl Subscription {
 }
 
 /// A message the client sends on the market data stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum MarketDataRequest {
     /// Authenticates with the token of `GET /connections/{connection_id}/token`, within 30 s.
@@ -315,7 +320,8 @@ pub enum MarketDataRequest {
 }
 
 /// Level 1: best bid and ask.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Quote {
     /// The symbol.
     pub symbol: String,
@@ -337,7 +343,8 @@ pub struct Quote {
 }
 
 /// One trade (time and sales).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Trade {
     /// The symbol.
     pub symbol: String,
@@ -354,7 +361,8 @@ pub struct Trade {
 }
 
 /// One OHLCV bar.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Bar {
     /// The symbol.
     pub symbol: String,
@@ -378,7 +386,8 @@ pub struct Bar {
 }
 
 /// One price level of a book.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct PriceLevel {
     /// Price.
     pub price: Decimal,
@@ -387,7 +396,8 @@ pub struct PriceLevel {
 }
 
 /// Level 2: the book, up to the subscribed number of levels per side.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Depth {
     /// The symbol.
     pub symbol: String,
@@ -401,7 +411,8 @@ pub struct Depth {
 }
 
 /// Greeks of an option.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Greeks {
     /// Delta.
     pub delta: Decimal,
@@ -420,7 +431,8 @@ pub struct Greeks {
 }
 
 /// One contract of an options chain.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct OptionContractQuote {
     /// The underlying symbol.
     pub underlying: String,
@@ -450,7 +462,8 @@ pub struct OptionContractQuote {
 }
 
 /// A message the server sends on the market data stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MarketDataMessage {
     /// Sent first, on connect.
@@ -531,7 +544,8 @@ open_enum! {
 }
 
 /// The body of an `error` message.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct StreamErrorMessage {
     /// What kind of error.
     pub code: ErrorCode,

@@ -1,6 +1,6 @@
 //! CQS equity symbols.
 
-use std::{borrow::Cow, fmt, str::FromStr};
+use std::{fmt, str::FromStr};
 
 use super::{SymbolError, SymbolKind, SymbolPart, check_text};
 
@@ -325,9 +325,11 @@ impl<'de> serde::Deserialize<'de> for EquitySymbol {
     }
 }
 
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 impl schemars::JsonSchema for EquitySymbol {
-    fn schema_name() -> Cow<'static, str> {
-        Cow::Borrowed("EquitySymbol")
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("EquitySymbol")
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -1,6 +1,6 @@
 //! OCC OSI option symbols.
 
-use std::{borrow::Cow, fmt, str::FromStr};
+use std::{fmt, str::FromStr};
 
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
@@ -507,9 +507,11 @@ impl<'de> serde::Deserialize<'de> for OptionSymbol {
     }
 }
 
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 impl schemars::JsonSchema for OptionSymbol {
-    fn schema_name() -> Cow<'static, str> {
-        Cow::Borrowed("OptionSymbol")
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("OptionSymbol")
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -544,9 +546,11 @@ impl<'de> serde::Deserialize<'de> for OptionRight {
     }
 }
 
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 impl schemars::JsonSchema for OptionRight {
-    fn schema_name() -> Cow<'static, str> {
-        Cow::Borrowed("OptionRight")
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("OptionRight")
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -164,6 +164,7 @@ pub const RULES: &[(&str, &str)] = &[
 fn rule_text(rule: &str) -> &'static str {
     RULES
         .iter()
+        .chain(crate::names::RULES)
         .find(|(id, _)| *id == rule)
         .map(|(_, text)| *text)
         .unwrap_or("")

@@ -33,4 +33,11 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// No connect-trade workspace at or above the current directory.
+    #[error(
+        "no connect-trade workspace at or above {}: run the xtask inside a clone (a directory \
+         whose Cargo.toml has [workspace] and which holds spec/), or pass --spec",
+        .0.display()
+    )]
+    NoWorkspace(PathBuf),
 }

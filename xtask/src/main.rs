@@ -3,9 +3,9 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use xtask::{
-    diff, json,
+    check, diff, json,
     load::{self, Source},
-    normalize, refresh, surface,
+    markdown, normalize, refresh, surface,
 };
 
 const USAGE: &str = "\
@@ -17,9 +17,15 @@ usage: cargo xtask spec <command>
       normalization report and the diff against the previous spec. Nothing is written on error.
   surface [--spec PATH]
       Print the API surface of a spec (default spec/openapi.json) as sorted lines.
-  diff OLD NEW [--json]
-      Classify every difference between two specs (JSON or YAML; both normalized first).
+  diff OLD NEW [--json|--markdown]
+      Classify every difference between two specs (paths or URLs, JSON or YAML; both
+      normalized first).
+      --markdown prints the report as Markdown (the body of the upstream-spec pull request).
       Exit status: 0 nothing breaking, 1 something breaking, 2 could not compare.
+  check [--from URL|PATH] [--spec PATH] [--markdown]
+      Compare upstream (default https://connecttrade.com/openapi.json), normalized as refresh
+      would write it, with the pinned spec (default spec/openapi.json); writes nothing.
+      Exit status: 0 equal, 1 differs (the diff report is printed), 2 cannot tell.
   normalize INPUT
       Print INPUT normalized to our conventions; the report goes to stderr.
 ";
@@ -31,6 +37,7 @@ fn main() -> ExitCode {
         ["spec", "refresh", rest @ ..] => run_refresh(rest),
         ["spec", "surface", rest @ ..] => run_surface(rest),
         ["spec", "diff", rest @ ..] => run_diff(rest),
+        ["spec", "check", rest @ ..] => run_check(rest),
         ["spec", "normalize", input] => run_normalize(input),
         ["help" | "--help" | "-h"] | ["spec", "help" | "--help" | "-h"] => {
             print!("{USAGE}");
@@ -81,11 +88,28 @@ fn run_refresh(args: &[&str]) -> ExitCode {
         return usage_error("refresh takes no positional arguments");
     }
     let source = Source::parse(option(&named, "--from").unwrap_or(load::DEFAULT_URL));
-    let mut opts = refresh::RefreshOptions::new(source);
-    if let Some(spec) = option(&named, "--spec") {
+    let (spec, record) = (option(&named, "--spec"), option(&named, "--record"));
+    let mut opts = match (spec, record) {
+        // Both paths given: no workspace needed.
+        (Some(spec), Some(record)) => refresh::RefreshOptions {
+            source,
+            spec_path: PathBuf::from(spec),
+            record_path: PathBuf::from(record),
+            // The naming file beside the spec, as in the repository's `spec/`.
+            names_path: PathBuf::from(spec).with_file_name("names.toml"),
+        },
+        _ => match xtask::workspace_root() {
+            Ok(root) => refresh::RefreshOptions::new(source, &root),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    if let Some(spec) = spec {
         opts.spec_path = PathBuf::from(spec);
     }
-    if let Some(record) = option(&named, "--record") {
+    if let Some(record) = record {
         opts.record_path = PathBuf::from(record);
     }
     match refresh::refresh(&opts) {
@@ -130,9 +154,13 @@ fn run_surface(args: &[&str]) -> ExitCode {
     if !positional.is_empty() {
         return usage_error("surface takes no positional arguments");
     }
-    let path = option(&named, "--spec")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| xtask::workspace_root().join("spec/openapi.json"));
+    let path = match pinned_spec(option(&named, "--spec")) {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     match load::read_spec(&path) {
         Ok(doc) => {
             print!(
@@ -149,14 +177,14 @@ fn run_surface(args: &[&str]) -> ExitCode {
 }
 
 fn run_diff(args: &[&str]) -> ExitCode {
-    let (named, positional) = match options(args, &[], &["--json"]) {
+    let (named, positional) = match options(args, &[], &["--json", "--markdown"]) {
         Ok(parsed) => parsed,
         Err(message) => return usage_error(&message),
     };
     let [old, new] = positional.as_slice() else {
         return usage_error("diff takes two specs: OLD NEW");
     };
-    let (old, new) = match (load::read_spec(old.as_ref()), load::read_spec(new.as_ref())) {
+    let (old, new) = match (read_source(old), read_source(new)) {
         (Ok(old), Ok(new)) => (old, new),
         (Err(error), _) | (_, Err(error)) => {
             eprintln!("error: cannot compare: {error}");
@@ -164,8 +192,13 @@ fn run_diff(args: &[&str]) -> ExitCode {
         }
     };
     let changes = diff::diff_documents(&old, &new);
+    if option(&named, "--json").is_some() && option(&named, "--markdown").is_some() {
+        return usage_error("--json and --markdown exclude each other");
+    }
     if option(&named, "--json").is_some() {
         print!("{}", diff::render_json(&changes));
+    } else if option(&named, "--markdown").is_some() {
+        print!("{}", markdown::render(&changes));
     } else {
         print!("{}", diff::render_human(&changes));
     }
@@ -173,6 +206,58 @@ fn run_diff(args: &[&str]) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// A spec from a path or an `http(s)://` URL (JSON or YAML).
+fn read_source(text: &str) -> Result<serde_json::Value, xtask::Error> {
+    let source = Source::parse(text);
+    load::parse_document(&load::fetch(&source)?, &source.to_string())
+}
+
+/// `--spec PATH`, or `spec/openapi.json` of the workspace holding the current directory.
+fn pinned_spec(given: Option<&str>) -> Result<PathBuf, xtask::Error> {
+    match given {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => Ok(xtask::workspace_root()?.join("spec/openapi.json")),
+    }
+}
+
+fn run_check(args: &[&str]) -> ExitCode {
+    let (named, positional) = match options(args, &["--from", "--spec"], &["--markdown"]) {
+        Ok(parsed) => parsed,
+        Err(message) => return usage_error(&message),
+    };
+    if !positional.is_empty() {
+        return usage_error("check takes no positional arguments");
+    }
+    let source = Source::parse(option(&named, "--from").unwrap_or(load::DEFAULT_URL));
+    let outcome = pinned_spec(option(&named, "--spec"))
+        .and_then(|pinned| check::check(&source, &pinned).map(|outcome| (pinned, outcome)));
+    let (pinned, outcome) = match outcome {
+        Ok(found) => found,
+        Err(error) => {
+            eprintln!("error: cannot tell whether upstream changed: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        check::Outcome::Equal => {
+            println!("{} is up to date with {source}.", pinned.display());
+            ExitCode::SUCCESS
+        }
+        check::Outcome::Differs(changes) => {
+            if option(&named, "--markdown").is_some() {
+                print!("{}", markdown::render(&changes));
+            } else {
+                println!(
+                    "{} differs from {source} (run `cargo xtask spec refresh`):\n",
+                    pinned.display()
+                );
+                print!("{}", diff::render_human(&changes));
+            }
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `cargo xtask spec refresh`: fetch, normalize, check, write, record, diff.
+//! `cargo xtask spec refresh`: fetch, normalize, name (`spec/names.toml`), keep, check, write,
+//! record, diff.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use crate::{
     generate::generate,
     json::to_canonical_string,
     load::{self, Source},
+    names::{self, Names},
     normalize::{Note, normalize},
 };
 
@@ -22,16 +24,19 @@ pub struct RefreshOptions {
     pub spec_path: PathBuf,
     /// The refresh record (`spec/SOURCE.md`).
     pub record_path: PathBuf,
+    /// Our stable names (`spec/names.toml`; a missing file names nothing).
+    pub names_path: PathBuf,
 }
 
 impl RefreshOptions {
-    /// The repository's spec and record, refreshed from `source`.
-    pub fn new(source: Source) -> RefreshOptions {
-        let spec = crate::workspace_root().join("spec");
+    /// The spec and record of the workspace at `root`, refreshed from `source`.
+    pub fn new(source: Source, root: &Path) -> RefreshOptions {
+        let spec = root.join("spec");
         RefreshOptions {
             source,
             spec_path: spec.join("openapi.json"),
             record_path: spec.join("SOURCE.md"),
+            names_path: spec.join("names.toml"),
         }
     }
 }
@@ -43,7 +48,8 @@ pub struct RefreshOutcome {
     pub sha256: String,
     /// What normalization changed or wants checked.
     pub notes: Vec<Note>,
-    /// The differences from the previous spec.
+    /// The differences from the previous spec, with what the naming file absorbed or could not
+    /// place and what was kept (rules of [`crate::names::RULES`]).
     pub changes: Vec<Change>,
     /// Whether the spec file's bytes changed.
     pub spec_changed: bool,
@@ -55,9 +61,8 @@ pub fn refresh(options: &RefreshOptions) -> Result<RefreshOutcome, Error> {
     let raw = load::fetch(&options.source)?;
     let source_name = options.source.to_string();
     let document = load::parse_document(&raw, &source_name)?;
-    let normalized = normalize(&document);
-    generate(&normalized.document)?;
-    let text = to_canonical_string(&normalized.document);
+    let names = Names::read(&options.names_path)?;
+    let mut normalized = normalize(&document);
 
     let previous_text = std::fs::read_to_string(&options.spec_path).ok();
     let previous: Value = previous_text
@@ -65,7 +70,22 @@ pub fn refresh(options: &RefreshOptions) -> Result<RefreshOutcome, Error> {
         .and_then(|t| load::parse_document(t.as_bytes(), "the previous spec").ok())
         .map(|doc| normalize(&doc).document)
         .unwrap_or_else(|| json!({ "openapi": "3.0.3", "info": {}, "paths": {} }));
-    let changes = diff(&previous, &normalized.document);
+
+    // Our names over upstream's, then what upstream lacks kept until the next major.
+    let mut naming = names::apply(&mut normalized.document, &names, &previous);
+    naming.extend(names::keep_missing(
+        &mut normalized.document,
+        &previous,
+        &names,
+    ));
+    normalized.document = crate::json::sorted(&normalized.document);
+
+    generate(&normalized.document)?;
+    let text = to_canonical_string(&normalized.document);
+    let mut changes = diff(&previous, &normalized.document);
+    changes.extend(naming);
+    changes.sort();
+    changes.dedup();
 
     let sha256 = load::sha256_hex(&raw);
     let record = record_text(&RecordFields {

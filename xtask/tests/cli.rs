@@ -16,7 +16,9 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn our_spec() -> PathBuf {
-    xtask::workspace_root().join("spec/openapi.json")
+    xtask::workspace_root()
+        .expect("tests run inside the workspace")
+        .join("spec/openapi.json")
 }
 
 fn xtask(args: &[&str]) -> Output {

@@ -9,7 +9,9 @@ use xtask::{
 };
 
 fn spec_path() -> std::path::PathBuf {
-    xtask::workspace_root().join("spec/openapi.json")
+    xtask::workspace_root()
+        .expect("tests run inside the workspace")
+        .join("spec/openapi.json")
 }
 
 fn fixture(name: &str) -> Value {

@@ -1,0 +1,277 @@
+//! `spec check`, `spec diff --markdown` (local files and a loopback server), and finding the
+//! workspace from the current directory at run time.
+
+use std::{
+    io::{Read, Write},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn our_spec() -> PathBuf {
+    xtask::workspace_root()
+        .expect("tests run inside the workspace")
+        .join("spec/openapi.json")
+}
+
+fn xtask_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run xtask")
+}
+
+fn xtask(args: &[&str]) -> Output {
+    xtask_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `path` normalized as `spec refresh` writes it.
+fn normalized_text(path: &Path) -> String {
+    let raw = xtask::load::read_spec(path).unwrap();
+    xtask::json::to_canonical_string(&xtask::normalize::normalize(&raw).document)
+}
+
+/// Serves `responses` (status, body) to successive connections on loopback; returns the URL.
+fn serve(responses: Vec<(u16, Vec<u8>)>) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/openapi.json",
+        listener.local_addr().unwrap().port()
+    );
+    let server = std::thread::spawn(move || {
+        for (status, body) in responses {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).unwrap();
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&body).unwrap();
+        }
+    });
+    (url, server)
+}
+
+/// A scratch workspace: `Cargo.toml` with `[workspace]`, and `spec/openapi.json` holding the
+/// 3.1 fixture normalized (a surface different from ours).
+fn scratch_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("spec")).unwrap();
+    std::fs::create_dir_all(dir.path().join("deep/er")).unwrap();
+    std::fs::write(
+        dir.path().join("spec/openapi.json"),
+        normalized_text(&fixture("openapi-3.1.yaml")),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn the_workspace_is_the_one_holding_the_current_directory() {
+    let ws = scratch_workspace();
+    let ours_before = std::fs::read(our_spec()).unwrap();
+
+    // `surface` from a subdirectory reads the scratch workspace's spec, not ours.
+    let surface = xtask_in(&ws.path().join("deep/er"), &["spec", "surface"]);
+    assert!(surface.status.success(), "{}", text(&surface.stderr));
+    let expected = xtask::surface::spec_surface(
+        &xtask::load::read_spec(&ws.path().join("spec/openapi.json")).unwrap(),
+    );
+    assert_eq!(text(&surface.stdout), expected);
+
+    // `refresh` writes the scratch workspace's spec and record, and leaves ours alone.
+    let refresh = xtask_in(
+        &ws.path().join("deep"),
+        &[
+            "spec",
+            "refresh",
+            "--from",
+            fixture("default-responses.json").to_str().unwrap(),
+        ],
+    );
+    assert!(refresh.status.success(), "{}", text(&refresh.stderr));
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("spec/openapi.json")).unwrap(),
+        normalized_text(&fixture("default-responses.json"))
+    );
+    assert!(ws.path().join("spec/SOURCE.md").exists());
+    assert_eq!(std::fs::read(our_spec()).unwrap(), ours_before);
+
+    assert_eq!(
+        xtask::find_workspace_root(&ws.path().join("deep/er")).as_deref(),
+        Some(ws.path())
+    );
+}
+
+#[test]
+fn outside_any_workspace_the_xtask_says_so_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Cargo workspace without spec/ is not ours either.
+    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\n").unwrap();
+    assert_eq!(xtask::find_workspace_root(dir.path()), None);
+    let refresh = xtask_in(
+        dir.path(),
+        &[
+            "spec",
+            "refresh",
+            "--from",
+            fixture("default-responses.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(refresh.status.code(), Some(1));
+    assert!(
+        text(&refresh.stderr).contains("no connect-trade workspace"),
+        "{}",
+        text(&refresh.stderr)
+    );
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "only Cargo.toml");
+    let check = xtask_in(dir.path(), &["spec", "check", "--from", "/dev/null"]);
+    assert_eq!(check.status.code(), Some(2));
+}
+
+#[test]
+fn check_against_local_files() {
+    let ws = scratch_workspace();
+    let pinned = ws.path().join("spec/openapi.json");
+    let pinned_arg = pinned.to_str().unwrap();
+
+    // Upstream normalizes to exactly the pinned spec: 0, nothing written.
+    let equal = xtask(&[
+        "spec",
+        "check",
+        "--from",
+        fixture("openapi-3.1.yaml").to_str().unwrap(),
+        "--spec",
+        pinned_arg,
+    ]);
+    assert_eq!(equal.status.code(), Some(0), "{}", text(&equal.stderr));
+    assert!(text(&equal.stdout).contains("up to date"));
+
+    // Upstream is our (larger) spec: 1, with the diff report (Markdown when asked).
+    let before = std::fs::read(&pinned).unwrap();
+    let differs = xtask(&[
+        "spec",
+        "check",
+        "--from",
+        our_spec().to_str().unwrap(),
+        "--spec",
+        pinned_arg,
+        "--markdown",
+    ]);
+    assert_eq!(differs.status.code(), Some(1), "{}", text(&differs.stderr));
+    let report = text(&differs.stdout);
+    assert!(report.starts_with("## Upstream API changes"), "{report}");
+    assert!(
+        report.contains("| `operation-added` | `POST /orders` |"),
+        "{report}"
+    );
+    assert_eq!(std::fs::read(&pinned).unwrap(), before, "check wrote");
+
+    // Cannot tell: upstream missing or not OpenAPI, or no pinned spec.
+    for (from, spec) in [
+        ("/nonexistent/openapi.json", pinned_arg),
+        (fixture("../../Cargo.toml").to_str().unwrap(), pinned_arg),
+        (
+            fixture("openapi-3.1.yaml").to_str().unwrap(),
+            "/nonexistent/pinned.json",
+        ),
+    ] {
+        let output = xtask(&["spec", "check", "--from", from, "--spec", spec]);
+        assert_eq!(output.status.code(), Some(2), "{from} {spec}");
+        assert!(text(&output.stderr).contains("cannot tell"));
+    }
+}
+
+#[test]
+fn check_against_a_loopback_server() {
+    let ws = scratch_workspace();
+    let pinned = ws.path().join("spec/openapi.json");
+    let same = std::fs::read(fixture("openapi-3.1.yaml")).unwrap();
+    let other = std::fs::read(fixture("default-responses.json")).unwrap();
+    let (url, server) = serve(vec![
+        (200, same),
+        (200, other),
+        (503, b"{\"message\":\"down\"}".to_vec()),
+    ]);
+    let check = || {
+        xtask(&[
+            "spec",
+            "check",
+            "--from",
+            &url,
+            "--spec",
+            pinned.to_str().unwrap(),
+        ])
+    };
+    assert_eq!(check().status.code(), Some(0));
+    let differs = check();
+    assert_eq!(differs.status.code(), Some(1));
+    assert!(text(&differs.stdout).contains("run `cargo xtask spec refresh`"));
+    let down = check();
+    assert_eq!(down.status.code(), Some(2));
+    assert!(text(&down.stderr).contains("503"), "{}", text(&down.stderr));
+    server.join().unwrap();
+}
+
+#[test]
+fn diff_markdown_from_files_and_a_loopback_server() {
+    let spec = our_spec();
+    let fixture = fixture("openapi-3.1.yaml");
+    let breaking = xtask(&[
+        "spec",
+        "diff",
+        spec.to_str().unwrap(),
+        fixture.to_str().unwrap(),
+        "--markdown",
+    ]);
+    assert_eq!(breaking.status.code(), Some(1));
+    let report = text(&breaking.stdout);
+    assert!(
+        report.starts_with("## Upstream API changes\n\n**Breaking**"),
+        "{report}"
+    );
+    assert!(report.contains("### Breaking changes"));
+    assert!(
+        report.contains("| `operation-removed` | `POST /orders` |"),
+        "{report}"
+    );
+    assert!(report.contains("### Rules\n\n- `operation-removed`: breaking"));
+
+    // OLD from a URL: the fixture served is the same document, so nothing differs.
+    let (url, server) = serve(vec![(200, std::fs::read(&fixture).unwrap())]);
+    let same = xtask(&[
+        "spec",
+        "diff",
+        &url,
+        fixture.to_str().unwrap(),
+        "--markdown",
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    assert_eq!(
+        text(&same.stdout),
+        "## Upstream API changes\n\nNo differences in the API surface.\n"
+    );
+    server.join().unwrap();
+
+    assert_eq!(
+        xtask(&["spec", "diff", "a", "b", "--json", "--markdown"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -1,0 +1,243 @@
+//! The drill: the day Connect Trade's real document arrives.
+//!
+//! For each plausible upstream document in `tests/fixtures/upstream/`, the refresh runs into a
+//! scratch copy of the workspace (`target/drill/repo`), then, there, `cargo check --workspace
+//! --all-targets` and the quickstart journey (`cargo run --example quickstart`, against the
+//! simulator) must both pass, and the generated Rust API may change only where the document
+//! really differs from ours (pinned per document below).
+//!
+//! Each drill rebuilds the workspace crates (not their dependencies: the scratch copy shares
+//! this workspace's target directory), so they are `#[ignore]`d in `cargo test` and run by
+//! `.ci/run` as their own step:
+//!
+//! ```text
+//! cargo test -p xtask --test drill -- --ignored --test-threads 1
+//! ```
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Mutex,
+};
+
+use xtask::{
+    diff::{Change, Severity},
+    load::Source,
+    refresh::{RefreshOptions, refresh},
+};
+
+/// One drill at a time: they share the scratch copy and the target directory.
+static SCRATCH: Mutex<()> = Mutex::new(());
+
+/// A framework-generated OpenAPI 3.1 document: `anyOf`-null optionals, inline enums titled by
+/// field, operation ids like `place_order_orders_post`, request schemas named `PlaceOrder`,
+/// credential headers as parameters, 422 validation errors. It lacks five fields we inferred,
+/// the `FUT` instrument, and has a new order status.
+#[test]
+#[ignore = "builds a scratch copy of the workspace: run by .ci/run (see the module docs)"]
+fn framework_generated_3_1_document() {
+    drill(
+        "framework-3.1.json",
+        &Expected {
+            kept_fields: &[
+                "Balance.maintenance_margin",
+                "Order.replaced_by",
+                "Order.updated_at",
+                "Position.daily_pl",
+                "Transaction.settlement_date",
+            ],
+            breaking: &["Instrument"],
+            surface_removed: &[],
+            surface_added_mention: &["HttpValidationError", "ValidationError"],
+        },
+    );
+}
+
+/// A hand-written OpenAPI 3.0 YAML document: every name different (camelCase operation ids and
+/// path parameters, `OrderRequest`, `Holding`, `Side`, …) and an envelope-less `GET /orders`
+/// answering a bare array with no cursor.
+#[test]
+#[ignore = "builds a scratch copy of the workspace: run by .ci/run (see the module docs)"]
+fn hand_written_3_0_document_with_bare_order_list() {
+    drill(
+        "handwritten-3.0.yaml",
+        &Expected {
+            kept_fields: &["Account.account_type", "Order.broker_status"],
+            breaking: &[],
+            surface_removed: &[],
+            surface_added_mention: &[],
+        },
+    );
+}
+
+/// Our own names, plus operations, schemas, an enum and an enum value we do not know.
+#[test]
+#[ignore = "builds a scratch copy of the workspace: run by .ci/run (see the module docs)"]
+fn document_with_extra_operations() {
+    drill(
+        "extra-operations.json",
+        &Expected {
+            kept_fields: &[],
+            breaking: &[],
+            surface_removed: &[],
+            surface_added_mention: &[
+                "CreateWatchlist",
+                "DeleteWatchlist",
+                "GetQuotes",
+                "ListWatchlists",
+                "Quote",
+                "QuoteSession",
+                "Watchlist",
+                "create_watchlist",
+                "delete_watchlist",
+                "get_quotes",
+                "list_watchlists",
+                "getQuotes",
+                "listWatchlists",
+                "createWatchlist",
+                "deleteWatchlist",
+            ],
+        },
+    );
+}
+
+struct Expected {
+    /// `Schema.field`s reported `field-kept`.
+    kept_fields: &'static [&'static str],
+    /// Locations of the breaking changes (the real ones of that document).
+    breaking: &'static [&'static str],
+    /// Lines of the generated API surface that may disappear.
+    surface_removed: &'static [&'static str],
+    /// Every new line of the generated API surface mentions one of these (the document's new
+    /// operations and types); changed lines of existing items are not allowed.
+    surface_added_mention: &'static [&'static str],
+}
+
+fn drill(fixture: &str, expected: &Expected) {
+    let _one_at_a_time = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    let root = xtask::workspace_root().expect("the workspace is found");
+    let scratch = root.join("target/drill/repo");
+    copy_workspace(&root, &scratch);
+
+    let fixture_path = root.join("xtask/tests/fixtures/upstream").join(fixture);
+    let options = RefreshOptions::new(Source::Path(fixture_path), &scratch);
+    let outcome = refresh(&options).unwrap_or_else(|e| panic!("refresh of {fixture}: {e}"));
+    let report = xtask::diff::render_human(&outcome.changes);
+    println!("{report}");
+
+    // The report: renames absorbed, inferred fields kept, only the real breaking changes.
+    let kept: BTreeSet<&str> = outcome
+        .changes
+        .iter()
+        .filter(|c| c.rule == "field-kept")
+        .map(|c| c.location.as_str())
+        .collect();
+    assert_eq!(
+        kept,
+        expected.kept_fields.iter().copied().collect(),
+        "{report}"
+    );
+    let breaking: BTreeSet<&str> = outcome
+        .changes
+        .iter()
+        .filter(|c| c.severity == Severity::Breaking)
+        .map(|c: &Change| c.location.as_str())
+        .collect();
+    assert_eq!(
+        breaking,
+        expected.breaking.iter().copied().collect(),
+        "{report}"
+    );
+
+    // The generated API: nothing of ours disappears or changes; new lines are the new things.
+    let before = surface_of(&root.join("spec/openapi.json"));
+    let after = surface_of(&scratch.join("spec/openapi.json"));
+    let removed: Vec<&str> = before.difference(&after).map(String::as_str).collect();
+    let added: Vec<&str> = after.difference(&before).map(String::as_str).collect();
+    assert_eq!(
+        removed, expected.surface_removed,
+        "removed from the surface"
+    );
+    let unexpected: Vec<&&str> = added
+        .iter()
+        .filter(|line| {
+            !expected
+                .surface_added_mention
+                .iter()
+                .any(|m| line.contains(m))
+        })
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "surface lines added that are not the document's new things: {unexpected:#?}"
+    );
+
+    // The crate, the simulator and everything else still build; the quickstart still runs.
+    cargo(
+        &scratch,
+        &["check", "--workspace", "--all-targets", "--quiet"],
+    );
+    cargo(&scratch, &["run", "--quiet", "--example", "quickstart"]);
+}
+
+fn surface_of(spec: &Path) -> BTreeSet<String> {
+    let doc = xtask::load::read_spec(spec).expect("spec loads");
+    let code = xtask::generate::generate(&doc).expect("spec generates");
+    xtask::rust_surface::rust_surface(&code)
+        .expect("generated code parses")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn cargo(dir: &Path, args: &[&str]) {
+    let target = xtask::workspace_root()
+        .expect("the workspace is found")
+        .join("target");
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", &target);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CONNECT_TRADE_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command.output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo {} failed in {}:\n{}\n{}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Copies the workspace's files (not `target/`, not `.git`) to `to`, replacing what was there.
+fn copy_workspace(from: &Path, to: &Path) {
+    if to.exists() {
+        std::fs::remove_dir_all(to).expect("clear the scratch copy");
+    }
+    copy_dir(from, to);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a scratch directory");
+    for entry in std::fs::read_dir(from).expect("read the workspace") {
+        let entry = entry.expect("read a directory entry");
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let path: PathBuf = entry.path();
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else if kind.is_file() {
+            std::fs::copy(&path, to.join(&name)).expect("copy a file");
+        }
+    }
+}
