@@ -177,6 +177,12 @@ pub enum Error {
     /// A WebSocket stream failed (see [`StreamError::is_terminal`]).
     #[error(transparent)]
     Stream(#[from] StreamError),
+
+    /// The relay (feature `relay`) failed: NATS, JetStream, or the session it holds.
+    #[cfg(feature = "relay")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "relay")))]
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
 }
 
 /// What an order operation of [`orders`](crate::orders) was doing (in

@@ -75,7 +75,7 @@ use crate::{
     codes::{OrderSide, OrderStatus},
     error::Result,
     rest::types::Order,
-    stream::BrokerageStream,
+    stream::BrokerageEvent,
     workflows::{AverageFill, DailyPlSummary, NullableSum, Overflow},
 };
 use book::Stamp;
@@ -738,7 +738,8 @@ impl Portfolio {
         }
     }
 
-    /// Follows a [`BrokerageStream`] until it ends (closed or terminated): the usual way to
+    /// Follows a [`BrokerageStream`](crate::stream::BrokerageStream) (or any stream of its
+    /// events) until it ends (closed or terminated): the usual way to
     /// run a live portfolio. No separate [`load`](Self::load) is needed: the stream's first
     /// `Connected` loads every user over REST *after* the subscription is up, so no update
     /// falls between the snapshot and the stream; every `Reconnected` reconciles.
@@ -756,7 +757,11 @@ impl Portfolio {
     /// tokio::spawn({ let p = portfolio.clone(); async move { p.follow(stream).await } });
     /// # Ok(()) }
     /// ```
-    pub async fn follow(&self, stream: BrokerageStream) {
+    ///
+    /// Any stream of [`BrokerageEvent`]s will do: a `BrokerageStream`, or a
+    /// `connect_trade::relay::RelayStream` (feature `relay`) sharing one session across
+    /// machines.
+    pub async fn follow(&self, stream: impl Stream<Item = BrokerageEvent> + Send) {
         self.run(stream.filter_map(|event| std::future::ready(FeedEvent::from_brokerage(event))))
             .await;
     }
