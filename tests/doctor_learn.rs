@@ -116,9 +116,7 @@ async fn divergences_are_reported_per_operation_aggregated() {
         [
             "GET /positions: body is an object, the spec says an array (body)",
             "GET /orders: `Order.order_status`: not in the spec; strings; values seen: \"filled\", \"new\"",
-            "GET /orders: `Order.status` missing in 3 of 3 Order objects (the spec requires it)",
             "GET /accounts/{account_id}/orders/{order_id}: `Order.order_status`: not in the spec; strings; values seen: \"filled\"",
-            "GET /accounts/{account_id}/orders/{order_id}: `Order.status` missing in 1 of 1 Order objects (the spec requires it)",
         ],
         "{}",
         report.to_human()
@@ -127,19 +125,18 @@ async fn divergences_are_reported_per_operation_aggregated() {
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("GET /orders: generated types: ")),
+            .any(|l| l.starts_with("GET /positions: generated types: ")),
         "{lines:#?}"
     );
     let positions = &report.operations[4];
     assert_eq!(positions.headers["x-request-id"], "req-1");
     assert_eq!(positions.headers["x-ratelimit-remaining"], "99");
     let json: Value = serde_json::from_str(&report.to_json()).unwrap();
-    assert_eq!(
-        json["operations"][5]["divergences"][1]["path"],
-        "Order.status"
+    let orders = json["operations"][5]["divergences"].as_array().unwrap();
+    assert!(
+        orders.iter().any(|d| d["path"] == "Order.order_status"),
+        "{orders:#?}"
     );
-    assert_eq!(json["operations"][5]["divergences"][1]["count"], 3);
-    assert_eq!(json["operations"][5]["divergences"][1]["of"], 3);
 }
 
 #[tokio::test]
@@ -190,15 +187,8 @@ async fn learn_turns_the_captures_into_a_spec_they_validate_under() {
         .collect();
     assert!(
         locations.contains(&(
-            "#/paths/~1positions/get/responses/200/content/application~1json/schema",
+            "#/paths/~1positions/get/responses/2XX/content/application~1json/schema",
             "an object seen where the spec says an array: the observed shape is taken"
-        )),
-        "{report}"
-    );
-    assert!(
-        locations.contains(&(
-            "#/components/schemas/Order/required",
-            "`status` made optional: missing in 4 of 4 objects seen"
         )),
         "{report}"
     );
@@ -223,7 +213,6 @@ async fn learn_turns_the_captures_into_a_spec_they_validate_under() {
         diff.iter().any(|l| l.contains("GET /positions")),
         "{diff:#?}"
     );
-    assert!(diff.iter().any(|l| l.contains("Order.status")), "{diff:#?}");
     assert!(
         diff.iter().any(|l| l.contains("Order.order_status")),
         "{diff:#?}"
@@ -240,7 +229,7 @@ async fn learn_turns_the_captures_into_a_spec_they_validate_under() {
         .nth(1)
         .expect("observed section");
     assert!(
-        observed.contains("`#/components/schemas/Order/required`"),
+        observed.contains("`#/components/schemas/Order/properties/order_status`"),
         "{observed}"
     );
     assert!(observed.contains("SHA-256 `"), "{observed}");
