@@ -5,6 +5,7 @@ mod support_sim;
 
 use std::time::Duration;
 
+use chrono::{TimeZone, Utc};
 use connect_trade::{
     codes::{OrderSide, OrderStatus},
     rest::types::{Balance, Order, Position},
@@ -14,9 +15,10 @@ use connect_trade::{
         MarketDataRequest, ServerMessage, Subscription, SubscriptionParams, Topic,
     },
 };
-use connect_trade_sim::Simulator;
+use connect_trade_sim::{Simulator, Wire};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
+use serde_json::Value;
 use support_sim::{alice, dec, market, sim};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
@@ -747,4 +749,188 @@ async fn injected_stream_faults() {
     sim.faults().set_silent(false);
     sim.tick();
     assert!(matches!(md.next().await, MarketDataMessage::Quote(_)));
+}
+
+/// Every raw frame of one brokerage session and one market data session under `wire`, as
+/// JSON: authenticate without waiting for a welcome, subscribe, one bad subscription (an
+/// error), one order's updates, one quote.
+async fn frames_under(wire: Option<Wire>) -> (Vec<Value>, Vec<Value>) {
+    let builder = Simulator::builder()
+        .manual_clock()
+        .start_time(Utc.with_ymd_and_hms(2026, 3, 2, 15, 0, 0).unwrap());
+    let builder = match wire {
+        Some(wire) => builder.wire(wire),
+        None => builder,
+    };
+    let sim = builder.start().await.expect("simulator starts");
+    let (_, alice) = alice(&sim).await;
+
+    let mut raw = Raw::connect(sim.brokerage_stream_url()).await;
+    let credentials = sim.credentials();
+    raw.send(&BrokerageRequest::Authenticate {
+        client_id: credentials.client_id,
+        client_secret: credentials.client_secret,
+    })
+    .await;
+    raw.send(&BrokerageRequest::Subscribe {
+        topics: vec![Topic::Orders],
+    })
+    .await;
+    raw.send(&serde_json::json!({"action": "subscribe", "topics": ["nonsense"]}))
+        .await;
+    let mut brokerage = Vec::new();
+    let mut placed = false;
+    loop {
+        let Frame::Text(text) = raw.frame().await else {
+            panic!("the brokerage session ended")
+        };
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        let kind = value["type"].as_str().unwrap_or_default().to_string();
+        brokerage.push(value);
+        if kind == "error" && !placed {
+            // Every reply to the requests came (the error answers the last one).
+            alice
+                .client
+                .place_order()
+                .body(market(&alice, "raw", OrderSide::Buy, "AAPL", "1"))
+                .send()
+                .await
+                .unwrap();
+            sim.tick();
+            placed = true;
+        }
+        if kind == "order" {
+            break;
+        }
+    }
+
+    let token = alice
+        .client
+        .get_market_data_token()
+        .connection_id(&alice.connection_id)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    let mut raw = Raw::connect(sim.market_data_url()).await;
+    raw.send(&MarketDataRequest::Authenticate {
+        token: token.access_token.expose().into(),
+    })
+    .await;
+    raw.send(&MarketDataRequest::Subscribe(Subscription::quotes([
+        "AAPL",
+    ])))
+    .await;
+    let mut market_data = Vec::new();
+    loop {
+        let Frame::Text(text) = raw.frame().await else {
+            panic!("the market data session ended")
+        };
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        let quote = value["type"] == "quote";
+        market_data.push(value);
+        if quote {
+            break;
+        }
+    }
+    sim.shutdown().await;
+    (brokerage, market_data)
+}
+
+fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    frames.iter().filter(|f| f["type"] == kind).collect()
+}
+
+fn keys(frame: &Value) -> Vec<&str> {
+    frame
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn each_stream_wire_variant_writes_what_it_names_and_nothing_else() {
+    // The default shapes, which every variant below changes in exactly one respect.
+    let (brokerage, market_data) = frames_under(None).await;
+    for frames in [&brokerage, &market_data] {
+        assert_eq!(of_type(frames, "welcome").len(), 1, "{frames:?}");
+        assert!(of_type(frames, "welcome")[0]["message"].is_string());
+        assert_eq!(of_type(frames, "authenticated").len(), 1, "{frames:?}");
+        assert!(frames.iter().all(|f| f.get("sim_extra").is_none()));
+    }
+    let error = of_type(&brokerage, "error")[0];
+    assert_eq!(error["code"], "invalid_request");
+    let order = of_type(&brokerage, "order")[0];
+    assert_eq!(order["user_id"], "alice");
+    assert!(order["account_id"].is_string() && order["timestamp"].is_string());
+    assert!(order["sequence"].is_u64(), "{order}");
+    assert!(of_type(&market_data, "quote")[0]["timestamp"].is_string());
+
+    for wire in [
+        Wire::NoWelcome,
+        Wire::NoAuthenticated,
+        Wire::StringSequence,
+        Wire::ErrorMessageOnly,
+        Wire::ExtraField,
+        Wire::MissingField,
+    ] {
+        let (brokerage, market_data) = frames_under(Some(wire)).await;
+        let order = of_type(&brokerage, "order")[0];
+        let error = of_type(&brokerage, "error")[0];
+        let quote = of_type(&market_data, "quote")[0];
+        for frames in [&brokerage, &market_data] {
+            assert_eq!(
+                of_type(frames, "welcome").len(),
+                usize::from(wire != Wire::NoWelcome),
+                "{wire}: {frames:?}"
+            );
+            assert_eq!(
+                of_type(frames, "authenticated").len(),
+                usize::from(wire != Wire::NoAuthenticated),
+                "{wire}: {frames:?}"
+            );
+            assert_eq!(of_type(frames, "subscribed").len(), 1, "{wire}: {frames:?}");
+            assert_eq!(
+                frames.iter().all(|f| f["sim_extra"].is_object()),
+                wire == Wire::ExtraField,
+                "{wire}: {frames:?}"
+            );
+        }
+        assert_eq!(
+            order["data"]["sim_extra"].is_object(),
+            wire == Wire::ExtraField,
+            "{wire}"
+        );
+        match wire {
+            Wire::StringSequence => assert_eq!(order["sequence"], "1", "{wire}"),
+            _ => assert_eq!(order["sequence"], 1, "{wire}"),
+        }
+        match wire {
+            Wire::ErrorMessageOnly => assert_eq!(keys(error), ["message", "type"], "{wire}"),
+            Wire::ExtraField => assert_eq!(
+                keys(error),
+                ["code", "message", "sim_extra", "type"],
+                "{wire}"
+            ),
+            _ => assert_eq!(keys(error), ["code", "message", "type"], "{wire}"),
+        }
+        let missing = wire == Wire::MissingField;
+        for field in ["user_id", "account_id", "timestamp"] {
+            assert_eq!(order.get(field).is_none(), missing, "{wire}: {field}");
+        }
+        assert_eq!(quote.get("timestamp").is_none(), missing, "{wire}");
+        if wire != Wire::NoWelcome {
+            let welcome = of_type(&brokerage, "welcome")[0];
+            assert_eq!(welcome.get("message").is_none(), missing, "{wire}");
+        }
+        // Whatever the variant, our own decoder reads every frame as what it is.
+        assert!(matches!(
+            BrokerageMessage::decode(&order.to_string()),
+            Ok(BrokerageMessage::Order { .. })
+        ));
+        assert!(matches!(
+            MarketDataMessage::decode(&quote.to_string()),
+            Ok(MarketDataMessage::Quote(_))
+        ));
+    }
 }

@@ -33,17 +33,23 @@ pub enum Wire {
     Created204,
     /// REST: the market data token as `token` without `expires_at`.
     TokenPlain,
-    /// Streams: no `welcome` message after the connection opens.
+    /// Streams: no `welcome` message after the connection opens (the market data stream's
+    /// welcome is nowhere in the documentation).
     NoWelcome,
-    /// Streams: no `authenticated` reply to a successful `auth`.
+    /// Streams: no `authenticated` reply to a successful `authenticate` (documented on
+    /// neither stream): the next message is the first answer to a subscription.
     NoAuthenticated,
-    /// Streams: `sequence` numbers written as strings.
+    /// Streams: the brokerage updates' `sequence` written as a string of digits (`"7"`).
     StringSequence,
-    /// Streams: errors carry only a `message`.
+    /// Streams: `error` messages carry only `type` and `message` (no `code`, no
+    /// `request_id`).
     ErrorMessageOnly,
-    /// Streams: messages carry a field the protocol does not know.
+    /// Streams: every message, and every update's `data`, carries a field the protocol does
+    /// not know (`sim_extra`, an object).
     ExtraField,
-    /// Streams: messages lack a field the protocol documents.
+    /// Streams: messages lack fields the payload repeats or that say when: updates come
+    /// without the top-level `user_id`, `account_id` and `timestamp`, quotes, trades and
+    /// depth without `timestamp`, the welcome without its `message`.
     MissingField,
 }
 

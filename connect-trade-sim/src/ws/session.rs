@@ -10,6 +10,7 @@ use std::{future::Future, sync::Arc, sync::atomic::Ordering};
 
 use futures::{SinkExt, StreamExt};
 use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
 use tokio::{
     net::TcpStream,
     sync::{
@@ -25,7 +26,11 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::{Shared, state::Control};
+use crate::{
+    Shared,
+    state::Control,
+    wire::{Wire, WireSet},
+};
 use connect_trade::stream::protocol::{CLOSE_AUTH_TIMEOUT, ErrorCode, StreamErrorMessage};
 
 /// Why a session ended; every variant just ends it.
@@ -120,9 +125,17 @@ impl Conn {
         self.ws.send(Message::text(text)).await.map_err(|_| End)
     }
 
-    /// Sends one message as JSON: every frame of both streams leaves here.
+    /// Sends one message as JSON: every frame of both streams leaves here, written the way
+    /// the wire variants switched on say.
     pub(crate) async fn send<T: Serialize>(&mut self, message: &T) -> Flow {
-        let text = serde_json::to_string(message).map_err(|_| End)?;
+        let wire = self.shared.config.wire;
+        let text = if STREAM_SHAPES.iter().any(|w| wire.contains(*w)) {
+            let mut value = serde_json::to_value(message).map_err(|_| End)?;
+            reshape(wire, &mut value);
+            value.to_string()
+        } else {
+            serde_json::to_string(message).map_err(|_| End)?
+        };
         self.send_text(text).await
     }
 
@@ -160,8 +173,69 @@ impl Conn {
     }
 }
 
-/// The welcome, sent as the connection opens.
+/// The wire variants that change the shape of the messages themselves ([`reshape`]).
+const STREAM_SHAPES: [Wire; 4] = [
+    Wire::StringSequence,
+    Wire::ErrorMessageOnly,
+    Wire::ExtraField,
+    Wire::MissingField,
+];
+
+/// The field [`Wire::ExtraField`] adds to every message (and to every update's `data`).
+const EXTRA_FIELD: &str = "sim_extra";
+
+/// Message types whose top-level `timestamp` [`Wire::MissingField`] leaves out.
+const TIMESTAMPED: [&str; 6] = ["order", "position", "balance", "quote", "trade", "depth"];
+
+/// Rewrites one outgoing message as the switched-on wire variants of the streams write it.
+fn reshape(wire: WireSet, value: &mut Value) {
+    let Value::Object(message) = value else {
+        return;
+    };
+    let kind = message
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if wire.contains(Wire::StringSequence)
+        && let Some(Value::Number(n)) = message.get("sequence")
+    {
+        let text = n.to_string();
+        message.insert("sequence".into(), Value::String(text));
+    }
+    if wire.contains(Wire::ErrorMessageOnly) && kind == "error" {
+        message.retain(|key, _| key == "type" || key == "message");
+    }
+    if wire.contains(Wire::MissingField) {
+        match kind.as_str() {
+            // The payload carries both; the documentation's examples put them at the top too.
+            "order" | "position" | "balance" => {
+                message.remove("user_id");
+                message.remove("account_id");
+            }
+            "welcome" => {
+                message.remove("message");
+            }
+            _ => {}
+        }
+        if TIMESTAMPED.contains(&kind.as_str()) {
+            message.remove("timestamp");
+        }
+    }
+    if wire.contains(Wire::ExtraField) {
+        let extra = json!({"note": "a field this SDK does not know", "level": 1});
+        if let Some(Value::Object(data)) = message.get_mut("data") {
+            data.insert(EXTRA_FIELD.into(), extra.clone());
+        }
+        message.insert(EXTRA_FIELD.into(), extra);
+    }
+}
+
+/// The welcome, sent as the connection opens (not at all under [`Wire::NoWelcome`]).
 pub(crate) async fn send_welcome<P: Protocol>(conn: &mut Conn) -> Flow {
+    if conn.shared.config.wire.contains(Wire::NoWelcome) {
+        return Ok(());
+    }
     let text = format!(
         "Connect Trade simulator: {}. Authenticate within {} s.",
         P::NAME,
@@ -170,8 +244,11 @@ pub(crate) async fn send_welcome<P: Protocol>(conn: &mut Conn) -> Flow {
     conn.send(&P::welcome(text)).await
 }
 
-/// The reply to a successful authentication.
+/// The reply to a successful authentication (none under [`Wire::NoAuthenticated`]).
 pub(crate) async fn send_authenticated<M: Serialize>(conn: &mut Conn, message: &M) -> Flow {
+    if conn.shared.config.wire.contains(Wire::NoAuthenticated) {
+        return Ok(());
+    }
     conn.send(message).await
 }
 
