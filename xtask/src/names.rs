@@ -43,6 +43,9 @@ pub struct Names {
     /// `METHOD /path` → the schema its success response keeps (decoded by a hand-written type
     /// that accepts every shape).
     pub responses: Vec<(String, String)>,
+    /// `Schema.field` (our names) → why it stays optional whatever upstream's `required` says
+    /// (see [`keep_optional`]).
+    pub optional: Vec<(String, String)>,
 }
 
 /// The naming file of the repository (found from the current directory up).
@@ -67,15 +70,30 @@ impl Names {
             };
             for (key, value) in table.iter() {
                 match section {
-                    "operations" | "schemas" | "responses" => {
+                    "operations" | "schemas" | "responses" | "optional" => {
                         let Some(name) = value.as_str() else {
                             return Err(invalid(format!(
-                                "[{section}] \"{key}\": the value must be a string (our name)"
+                                "[{section}] \"{key}\": the value must be a string ({})",
+                                if section == "optional" {
+                                    "why it stays optional"
+                                } else {
+                                    "our name"
+                                }
                             )));
                         };
+                        if section == "optional"
+                            && !key
+                                .split_once('.')
+                                .is_some_and(|(s, f)| !s.is_empty() && !f.is_empty())
+                        {
+                            return Err(invalid(format!(
+                                "[optional] \"{key}\": the key must be \"Schema.field\" (our names)"
+                            )));
+                        }
                         let list = match section {
                             "operations" => &mut names.operations,
                             "schemas" => &mut names.schemas,
+                            "optional" => &mut names.optional,
                             _ => &mut names.responses,
                         };
                         list.push((key.to_string(), name.to_string()));
@@ -95,7 +113,7 @@ impl Names {
                     other => {
                         return Err(invalid(format!(
                             "unknown section [{other}] (expected operations, schemas, enums, \
-                             responses)"
+                             responses, optional)"
                         )));
                     }
                 }
@@ -154,6 +172,10 @@ pub const RULES: &[(&str, &str)] = &[
     (
         "response-kept",
         "non-breaking: upstream documents another shape for a response spec/names.toml [responses] pins; the hand-written type it names decodes both",
+    ),
+    (
+        "field-kept-optional",
+        "non-breaking: upstream requires a field spec/names.toml [optional] keeps optional (lenient: it still decodes when present, and a response without it still decodes, with its previous default if it had one)",
     ),
     (
         "schema-kept",
@@ -979,6 +1001,98 @@ pub fn keep_missing(doc: &mut Value, previous: &Value, names: &Names) -> Vec<Cha
             ));
         }
         schemas.insert(name, schema);
+    }
+    changes
+}
+
+/// Keeps the fields of `[optional]` optional whatever upstream's `required` says: our spec
+/// requires a field only where a source says the server always sends it (`spec/PROVENANCE.md`),
+/// and these are the fields the SDK decodes leniently on purpose. `doc` is upstream renamed to
+/// our names; `previous` the previous spec.
+///
+/// Each such field upstream requires leaves the schema's `required` and is recorded in its
+/// `x-upstream-required` (upstream's word is kept as metadata); a `default` the previous spec
+/// gave it stays when upstream gives none, so an object without the field still decodes as
+/// before. The Rust type keeps its `Option` (or its default): the public API does not change.
+/// Reported as `field-kept-optional` unless the previous spec recorded it already.
+pub fn keep_optional(doc: &mut Value, previous: &Value, names: &Names) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (key, reason) in &names.optional {
+        let Some((schema_name, field)) = key.split_once('.') else {
+            continue;
+        };
+        let old = previous.pointer(&format!("/components/schemas/{schema_name}"));
+        let old_field = old
+            .and_then(|s| s.get("properties"))
+            .and_then(|p| p.get(field));
+        let was_recorded = old
+            .and_then(|s| s.get("x-upstream-required"))
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|f| f == field));
+        let Some(schema) = doc
+            .pointer_mut(&format!("/components/schemas/{schema_name}"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let mut required: Vec<Value> = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let upstream_requires = required.iter().any(|f| f == field);
+        let mut kept_default = None;
+        if let Some(default) = old_field.and_then(|f| f.get("default"))
+            && let Some(new_field) = schema
+                .get_mut("properties")
+                .and_then(|p| p.get_mut(field))
+                .and_then(Value::as_object_mut)
+            && !new_field.contains_key("default")
+        {
+            // 3.0 ignores the siblings of a `$ref`: the reference goes into `allOf`.
+            if let Some(reference) = new_field.remove("$ref") {
+                new_field.insert("allOf".into(), json!([{ "$ref": reference }]));
+            }
+            new_field.insert("default".into(), default.clone());
+            kept_default = Some(default.clone());
+        }
+        if upstream_requires {
+            required.retain(|f| f != field);
+            if required.is_empty() {
+                schema.remove("required");
+            } else {
+                schema.insert("required".into(), Value::Array(required));
+            }
+            let mut recorded: BTreeSet<String> = schema
+                .get("x-upstream-required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            recorded.insert(field.to_string());
+            schema.insert("x-upstream-required".into(), json!(recorded));
+        }
+        if (upstream_requires && was_recorded) || (!upstream_requires && kept_default.is_none()) {
+            continue;
+        }
+        let what = if upstream_requires {
+            format!("upstream requires `{key}`; kept optional (lenient)")
+        } else {
+            format!("upstream gives `{key}` no default; kept lenient")
+        };
+        let default = kept_default
+            .map(|d| format!(", with its default {d}"))
+            .unwrap_or_default();
+        changes.push(change(
+            Severity::NonBreaking,
+            "field-kept-optional",
+            key,
+            format!(
+                "{what}{default}: it still decodes when present, and a response without it \
+                 still decodes (spec/names.toml [optional]: {reason})"
+            ),
+        ));
     }
     changes
 }

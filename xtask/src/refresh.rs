@@ -55,37 +55,68 @@ pub struct RefreshOutcome {
     pub spec_changed: bool,
 }
 
-/// Fetches `options.source`, normalizes it, checks that it generates, then writes the spec
-/// and the record. On any error nothing is written.
+/// An upstream document as `spec refresh` writes it: normalized, in our names, with what the
+/// previous spec had and upstream lacks kept.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The document to pin (keys sorted).
+    pub document: Value,
+    /// What normalization changed or wants checked.
+    pub notes: Vec<Note>,
+    /// The differences from the previous spec, with what the naming file absorbed or could not
+    /// place and what was kept, sorted.
+    pub changes: Vec<Change>,
+}
+
+/// The previous spec, normalized, from its text (an empty document when there is none or it
+/// does not parse).
+pub fn previous_document(text: Option<&str>) -> Value {
+    text.and_then(|t| load::parse_document(t.as_bytes(), "the previous spec").ok())
+        .map(|doc| normalize(&doc).document)
+        .unwrap_or_else(|| json!({ "openapi": "3.0.3", "info": {}, "paths": {} }))
+}
+
+/// The one path from an upstream document to the spec we pin, shared by `spec refresh` and
+/// `spec check`: normalize, our names over upstream's (`names`), what upstream lacks kept,
+/// our deliberately optional fields kept optional, then the diff from `previous` (normalized).
+pub fn prepare(document: &Value, names: &Names, previous: &Value) -> Prepared {
+    let mut normalized = normalize(document);
+    let mut naming = names::apply(&mut normalized.document, names, previous);
+    naming.extend(names::keep_missing(
+        &mut normalized.document,
+        previous,
+        names,
+    ));
+    naming.extend(names::keep_optional(
+        &mut normalized.document,
+        previous,
+        names,
+    ));
+    let document = crate::json::sorted(&normalized.document);
+    let mut changes = diff(previous, &document);
+    changes.extend(naming);
+    changes.sort();
+    changes.dedup();
+    Prepared {
+        document,
+        notes: normalized.notes,
+        changes,
+    }
+}
+
+/// Fetches `options.source`, prepares it ([`prepare`]), checks that it generates, then writes
+/// the spec and the record. On any error nothing is written.
 pub fn refresh(options: &RefreshOptions) -> Result<RefreshOutcome, Error> {
     let raw = load::fetch(&options.source)?;
     let source_name = options.source.to_string();
     let document = load::parse_document(&raw, &source_name)?;
     let names = Names::read(&options.names_path)?;
-    let mut normalized = normalize(&document);
-
     let previous_text = std::fs::read_to_string(&options.spec_path).ok();
-    let previous: Value = previous_text
-        .as_deref()
-        .and_then(|t| load::parse_document(t.as_bytes(), "the previous spec").ok())
-        .map(|doc| normalize(&doc).document)
-        .unwrap_or_else(|| json!({ "openapi": "3.0.3", "info": {}, "paths": {} }));
+    let previous = previous_document(previous_text.as_deref());
+    let prepared = prepare(&document, &names, &previous);
 
-    // Our names over upstream's, then what upstream lacks kept until the next major.
-    let mut naming = names::apply(&mut normalized.document, &names, &previous);
-    naming.extend(names::keep_missing(
-        &mut normalized.document,
-        &previous,
-        &names,
-    ));
-    normalized.document = crate::json::sorted(&normalized.document);
-
-    generate(&normalized.document)?;
-    let text = to_canonical_string(&normalized.document);
-    let mut changes = diff(&previous, &normalized.document);
-    changes.extend(naming);
-    changes.sort();
-    changes.dedup();
+    generate(&prepared.document)?;
+    let text = to_canonical_string(&prepared.document);
 
     let sha256 = load::sha256_hex(&raw);
     let record = record_text(&RecordFields {
@@ -95,7 +126,7 @@ pub fn refresh(options: &RefreshOptions) -> Result<RefreshOutcome, Error> {
         size: raw.len(),
         raw_version: document["openapi"].as_str().unwrap_or("?"),
         spec_sha256: &load::sha256_hex(text.as_bytes()),
-        notes: &normalized.notes,
+        notes: &prepared.notes,
     });
     write_atomically(&[
         (&options.spec_path, text.as_bytes()),
@@ -103,8 +134,8 @@ pub fn refresh(options: &RefreshOptions) -> Result<RefreshOutcome, Error> {
     ])?;
     Ok(RefreshOutcome {
         sha256,
-        notes: normalized.notes,
-        changes,
+        notes: prepared.notes,
+        changes: prepared.changes,
         spec_changed: previous_text.as_deref() != Some(text.as_str()),
     })
 }

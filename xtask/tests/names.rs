@@ -29,12 +29,14 @@ fn fixture(name: &str) -> Value {
     normalize(&xtask::load::read_spec(&path).expect("fixture loads")).document
 }
 
-/// Applies the naming file and keeps what is missing, as `spec refresh` does.
+/// Applies the naming file, keeps what is missing and what we keep optional, as `spec refresh`
+/// does.
 fn named(upstream: &Value) -> (Value, Vec<Change>) {
     let (previous, names) = (our_spec(), our_names());
     let mut doc = upstream.clone();
     let mut changes = names::apply(&mut doc, &names, &previous);
     changes.extend(names::keep_missing(&mut doc, &previous, &names));
+    changes.extend(names::keep_optional(&mut doc, &previous, &names));
     (doc, changes)
 }
 
@@ -253,6 +255,126 @@ fn a_bare_order_list_keeps_the_pinned_page_type_and_the_cursor_setter() {
     assert!(doc["components"]["schemas"]["OrderPage"]["x-kept"].is_null());
 }
 
+/// The public items of the code generated from `doc`, as `build.rs` generates it.
+fn rust_surface(doc: &Value) -> String {
+    let code = xtask::generate::generate(doc).expect("generates");
+    xtask::rust_surface::rust_surface(&code).expect("generated code parses")
+}
+
+fn required(doc: &Value, schema: &str) -> Vec<String> {
+    doc["components"]["schemas"][schema]["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect()
+}
+
+/// `[optional]` names fields of our spec that are optional there: a stale or misspelt line
+/// would protect nothing.
+#[test]
+fn the_fields_kept_optional_are_optional_fields_of_our_spec() {
+    let (spec, names) = (our_spec(), our_names());
+    assert!(names.optional.len() >= 5, "{:?}", names.optional);
+    for (key, reason) in &names.optional {
+        let (schema, field) = key.split_once('.').expect("Schema.field");
+        assert!(
+            spec["components"]["schemas"][schema]["properties"][field].is_object(),
+            "[optional] {key}: no such field in spec/openapi.json"
+        );
+        assert!(
+            !required(&spec, schema).contains(&field.to_string()),
+            "[optional] {key} is required in spec/openapi.json"
+        );
+        assert!(reason.len() > 20, "[optional] {key}: say why");
+    }
+}
+
+/// Upstream requiring a field we keep optional on purpose (issue 10) does not tighten it: the
+/// refreshed spec leaves it optional (and keeps `Order.status`'s default), records upstream's
+/// word, reports it non-breaking, and generates exactly the Rust API of our spec. The next
+/// refresh of the same document is quiet and writes the same spec (so `spec check` says equal).
+#[test]
+fn a_refresh_never_tightens_a_field_we_keep_optional() {
+    let (ours, names) = (our_spec(), our_names());
+    let mut upstream = ours.clone();
+    for (key, _) in &names.optional {
+        let (schema, field) = key.split_once('.').expect("Schema.field");
+        let schema = &mut upstream["components"]["schemas"][schema];
+        let mut list = schema["required"].as_array().cloned().unwrap_or_default();
+        list.push(json!(field));
+        schema["required"] = json!(list);
+    }
+    // Upstream's status: a bare reference, no default.
+    upstream["components"]["schemas"]["Order"]["properties"]["status"] =
+        json!({ "$ref": "#/components/schemas/OrderStatus" });
+
+    let prepared = xtask::refresh::prepare(&upstream, &names, &ours);
+    let doc = &prepared.document;
+    for (key, _) in &names.optional {
+        let (schema, field) = key.split_once('.').expect("Schema.field");
+        assert!(
+            !required(doc, schema).contains(&field.to_string()),
+            "{key} was tightened"
+        );
+        assert!(
+            doc["components"]["schemas"][schema]["x-upstream-required"]
+                .as_array()
+                .is_some_and(|r| r.contains(&json!(field))),
+            "{key}: upstream's required not recorded"
+        );
+        let change = prepared
+            .changes
+            .iter()
+            .find(|c| c.rule == "field-kept-optional" && c.location == *key)
+            .unwrap_or_else(|| panic!("{key} not reported: {:#?}", prepared.changes));
+        assert_eq!(change.severity, Severity::NonBreaking);
+        assert!(
+            change.detail.starts_with(&format!(
+                "upstream requires `{key}`; kept optional (lenient)"
+            )),
+            "{}",
+            change.detail
+        );
+    }
+    let status = &doc["components"]["schemas"]["Order"]["properties"]["status"];
+    assert_eq!(status["default"], "unknown", "{status}");
+    assert_eq!(
+        status["allOf"][0]["$ref"],
+        "#/components/schemas/OrderStatus"
+    );
+    assert!(
+        !prepared
+            .changes
+            .iter()
+            .any(|c| c.severity == Severity::Breaking || c.rule == "response-field-required"),
+        "{:#?}",
+        prepared.changes
+    );
+    assert_eq!(rust_surface(doc), rust_surface(&ours));
+
+    // Again, from the refreshed spec: nothing new to say, the same spec.
+    let again = xtask::refresh::prepare(&upstream, &names, doc);
+    assert_eq!(&again.document, doc);
+    assert!(
+        !again
+            .changes
+            .iter()
+            .any(|c| c.rule == "field-kept-optional"),
+        "{:#?}",
+        again.changes
+    );
+
+    // Without the [optional] section, the same document does tighten them (the test can fail).
+    let strict = Names {
+        optional: Vec::new(),
+        ..names.clone()
+    };
+    let tightened = xtask::refresh::prepare(&upstream, &strict, &ours);
+    assert!(required(&tightened.document, "CreatedUser").contains(&"user_id".to_string()));
+    assert_ne!(rust_surface(&tightened.document), rust_surface(&ours));
+}
+
 #[test]
 fn a_naming_file_with_a_mistake_says_where() {
     let error = Names::parse("[operations]\n\"GET /x\" = 3\n", "names.toml")
@@ -260,6 +382,9 @@ fn a_naming_file_with_a_mistake_says_where() {
     assert!(error.to_string().contains("GET /x"), "{error}");
     let error = Names::parse("[aliases]\nx = \"y\"\n", "names.toml").expect_err("unknown");
     assert!(error.to_string().contains("[aliases]"), "{error}");
+    let error = Names::parse("[optional]\nuser_id = \"why\"\n", "names.toml")
+        .expect_err("not Schema.field");
+    assert!(error.to_string().contains("Schema.field"), "{error}");
 }
 
 #[test]
