@@ -23,8 +23,9 @@ usage: cargo xtask spec <command>
       --markdown prints the report as Markdown (the body of the upstream-spec pull request).
       Exit status: 0 nothing breaking, 1 something breaking, 2 could not compare.
   check [--from URL|PATH] [--spec PATH] [--markdown]
-      Compare upstream (default https://connecttrade.com/openapi.json), normalized as refresh
-      would write it, with the pinned spec (default spec/openapi.json); writes nothing.
+      Compare upstream (default https://connecttrade.com/openapi.json), prepared exactly as
+      refresh would write it (normalized, named by the names.toml beside the spec, what it
+      lacks kept), with the pinned spec (default spec/openapi.json); writes nothing.
       Exit status: 0 equal, 1 differs (the diff report is printed), 2 cannot tell.
   learn [--spec PATH] [--provenance PATH] DIR...
       Turn connect-trade-doctor captures into a spec change (normalized, checked, written
