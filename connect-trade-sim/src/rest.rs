@@ -35,9 +35,10 @@ type S = State<Arc<Shared>>;
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = connect_trade::rest::types::Error {
+        use connect_trade::rest::types::Error;
+        let body = crate::state::rest_type!(Error {
             message: self.message,
-        };
+        });
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response

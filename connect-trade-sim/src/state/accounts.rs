@@ -85,7 +85,7 @@ impl State {
                 if broker.is_some_and(|b| *b != a.broker) {
                     return None;
                 }
-                Some(Account {
+                Some(rest_type!(Account {
                     account_id: id.clone(),
                     account_name: Some(format!("{} paper account", broker_name(&a.broker))),
                     account_number: Some(a.number.clone()),
@@ -94,7 +94,7 @@ impl State {
                     connection_id: Some(a.connection_id.clone()),
                     institution_name: Some(broker_name(&a.broker).to_string()),
                     status: Some("active".to_string()),
-                })
+                }))
             })
             .collect())
     }
@@ -135,7 +135,7 @@ impl State {
             .unwrap_or(p.avg);
         let unrealized = cents((last - p.avg) * p.qty * p.multiplier);
         let daily = cents((last - p.day_ref) * p.qty * p.multiplier + p.realized_today);
-        Position {
+        rest_type!(Position {
             account_id: Some(account_id.to_string()),
             average_price: Some(round4(p.avg)),
             daily_pl: Some(daily),
@@ -146,7 +146,7 @@ impl State {
             symbol: symbol.to_string(),
             total_pl: Some(cents(unrealized + p.realized)),
             unrealized_pl: Some(unrealized),
-        }
+        })
     }
 
     pub(crate) fn balance(&mut self, account_id: &str) -> Option<Balance> {
@@ -167,7 +167,7 @@ impl State {
         }
         let reserved = self.reserved(account_id, None);
         let buying_power = cents(cash - reserved).max(Decimal::ZERO);
-        Some(Balance {
+        Some(rest_type!(Balance {
             account_id: account_id.to_string(),
             account_number: Some(number),
             buying_power: Some(buying_power),
@@ -176,7 +176,7 @@ impl State {
             equity: Some(cents(cash + market_value)),
             maintenance_margin: None,
             margin_buying_power: None,
-        })
+        }))
     }
 
     pub(crate) fn list_balances(
@@ -289,7 +289,7 @@ impl State {
         }
         let snapshot = p.clone();
         let verb = if buy { "Bought" } else { "Sold" };
-        self.transactions.push(Transaction {
+        self.transactions.push(rest_type!(Transaction {
             account_id: Some(account_id.to_string()),
             amount: Some(cents(-signed * price * multiplier)),
             description: Some(format!("{verb} {qty} {symbol} @ {price}")),
@@ -304,7 +304,7 @@ impl State {
             } else {
                 TransactionType::Sell
             }),
-        });
+        }));
         let position = self.position_wire(account_id, symbol, &snapshot);
         self.emit(user_id, account_id, Payload::Position(Box::new(position)));
     }

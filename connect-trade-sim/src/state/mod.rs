@@ -7,6 +7,33 @@
 //! - [`orders`]: orders, from checking a request to filling it;
 //! - [`clock`]: time passing (ticks, the close, new days).
 
+/// A type of `connect_trade::rest::types` built through its generated builder, written like a
+/// struct literal: `rest_type!(Account { account_id: id, status: Some(s) })`.
+///
+/// A struct literal names every field, so one optional field more upstream (what a refresh
+/// of the spec brings, README "Tracking upstream") would stop the simulator from building;
+/// the builder starts every field not given absent (or at its default), so the simulator
+/// keeps building and answers without it. Every required field is given at each use, so the
+/// conversion cannot fail; if one is forgotten, the panic names the type and the field.
+macro_rules! rest_type {
+    ($ty:ident { $($field:ident $(: $value:expr)?),* $(,)? }) => {
+        match $ty::try_from($ty::builder()$(.$field($crate::state::rest_type!(@value $field $(, $value)?)))*) {
+            Ok(value) => value,
+            Err(error) => panic!(
+                "the simulator gives every required field of {}: {error}",
+                stringify!($ty)
+            ),
+        }
+    };
+    (@value $field:ident) => {
+        $field
+    };
+    (@value $field:ident, $value:expr) => {
+        $value
+    };
+}
+pub(crate) use rest_type;
+
 mod accounts;
 mod clock;
 mod orders;

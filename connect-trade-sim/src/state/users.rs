@@ -90,18 +90,20 @@ impl State {
                 created_at: self.now,
             },
         );
-        Ok(CreatedUser {
+        Ok(rest_type!(CreatedUser {
             user_id: Some(user_id.to_string()),
             user_secret: Secret::from(secret),
-        })
+        }))
     }
 
     pub(crate) fn list_users(&self) -> Vec<User> {
         self.users
             .iter()
-            .map(|(id, user)| User {
-                user_id: id.clone(),
-                created_at: Some(user.created_at),
+            .map(|(id, user)| {
+                rest_type!(User {
+                    user_id: id.clone(),
+                    created_at: Some(user.created_at),
+                })
             })
             .collect()
     }
@@ -163,10 +165,10 @@ impl State {
                 used: false,
             },
         );
-        Ok(ConnectionRequest {
+        Ok(rest_type!(ConnectionRequest {
             connection_request_url: format!("{}/oauth/authorize/{id}", self.rest_url),
             expires_at: Some(expires_at),
-        })
+        }))
     }
 
     /// The OAuth page: completes the flow when a broker is known.
@@ -264,7 +266,7 @@ impl State {
             },
         );
         let txn = self.id("txn");
-        self.transactions.push(Transaction {
+        self.transactions.push(rest_type!(Transaction {
             account_id: Some(account_id.clone()),
             amount: Some(self.starting_cash),
             description: Some("Initial deposit of the paper account".to_string()),
@@ -275,7 +277,7 @@ impl State {
             trade_date: Some(self.now.date_naive()),
             transaction_id: Some(txn),
             type_: Some(TransactionType::Deposit),
-        });
+        }));
         let balance = self.balance(&account_id);
         if let Some(balance) = balance {
             self.emit(&user_id, &account_id, Payload::Balance(Box::new(balance)));
@@ -297,23 +299,25 @@ impl State {
         self.connections
             .iter()
             .filter(|(_, c)| c.user_id == user_id)
-            .map(|(id, c)| Connection {
-                accounts: c
-                    .accounts
-                    .iter()
-                    .filter_map(|a| {
-                        let account = self.accounts.get(a)?;
-                        Some(ConnectionAccount {
-                            account_id: a.clone(),
-                            account_number: Some(account.number.clone()),
-                            institution_name: Some(broker_name(&account.broker).to_string()),
+            .map(|(id, c)| {
+                rest_type!(Connection {
+                    accounts: c
+                        .accounts
+                        .iter()
+                        .filter_map(|a| {
+                            let account = self.accounts.get(a)?;
+                            Some(rest_type!(ConnectionAccount {
+                                account_id: a.clone(),
+                                account_number: Some(account.number.clone()),
+                                institution_name: Some(broker_name(&account.broker).to_string()),
+                            }))
                         })
-                    })
-                    .collect(),
-                broker: c.broker.clone(),
-                connection_id: id.clone(),
-                connection_type: c.connection_type.clone(),
-                status: Some("active".to_string()),
+                        .collect::<Vec<_>>(),
+                    broker: c.broker.clone(),
+                    connection_id: id.clone(),
+                    connection_type: c.connection_type.clone(),
+                    status: Some("active".to_string()),
+                })
             })
             .collect()
     }
@@ -388,9 +392,9 @@ impl State {
                 format!("{:?} is not one of read, trade", bad.as_str()),
             ));
         }
-        Ok(UserToken {
+        Ok(rest_type!(UserToken {
             access_token: Secret::from(self.random("ut_sim_", 48)),
             expires_at: Some(self.now + ChronoDuration::hours(1)),
-        })
+        }))
     }
 }

@@ -109,12 +109,12 @@ impl State {
         let o = self.order_mut(idx);
         o.filled += qty;
         o.cost += qty * price;
-        o.wire.fills.push(Fill {
+        o.wire.fills.push(rest_type!(Fill {
             fill_id,
             price,
             quantity: qty,
             time: Some(now),
-        });
+        }));
         o.wire.filled_qty = Some(o.filled);
         o.wire.avg_fill_price = Some(round4(o.cost / o.filled));
         let done = o.remaining().is_zero();

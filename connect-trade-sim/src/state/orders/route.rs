@@ -45,7 +45,7 @@ impl State {
             Decimal::from(100)
         };
         let created = self.creation_time();
-        let wire = Order {
+        let wire = rest_type!(Order {
             account_id: req.account_id.clone(),
             avg_fill_price: None,
             broker: Some(req.broker.clone()),
@@ -59,12 +59,12 @@ impl State {
                 .legs
                 .iter()
                 .zip(&legs)
-                .map(|(l, r)| OrderLeg {
+                .map(|(l, r)| rest_type!(OrderLeg {
                     action: l.action.clone(),
                     ratio: l.ratio,
                     symbol: r.symbol.clone(),
-                })
-                .collect(),
+                }))
+                .collect::<Vec<_>>(),
             order_id: order_id.clone(),
             order_limit_price: req.order_limit_price,
             order_notional: req.order_notional,
@@ -78,7 +78,7 @@ impl State {
             stop_price: req.stop_price,
             symbol: symbol.clone(),
             updated_at: Some(self.now),
-        };
+        });
         let seq = self.next_id;
         self.orders.push(OrderRec {
             wire,
