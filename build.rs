@@ -176,10 +176,11 @@ fn deprecate_kept(ast: &mut syn::File, spec: &serde_json::Value) {
 }
 
 /// The operations whose `security` asks for the platform credentials only, so the request
-/// hook knows which requests carry the user headers; and each operation's path template, so
-/// it can check the ids that went into the path.
+/// hook knows which requests carry the user headers (decided by the headers the schemes
+/// define, not by their names: `codegen/generation.rs`); and each operation's path template,
+/// so it can check the ids that went into the path.
 fn security_table(spec: &serde_json::Value) -> String {
-    let mut platform_only = Vec::new();
+    let platform_only = generation::platform_only_operations(spec);
     let mut all = Vec::new();
     let mut templates = Vec::new();
     let paths = spec["paths"].as_object().expect("paths");
@@ -189,23 +190,10 @@ fn security_table(spec: &serde_json::Value) -> String {
                 continue;
             }
             let id = op["operationId"].as_str().expect("operationId").to_string();
-            let security = op.get("security").unwrap_or(&spec["security"]);
-            let needs_user = security
-                .as_array()
-                .map(|alternatives| {
-                    alternatives
-                        .iter()
-                        .all(|req| req.as_object().is_some_and(|r| r.contains_key("user_id")))
-                })
-                .unwrap_or(false);
-            if !needs_user {
-                platform_only.push(id.clone());
-            }
             templates.push((id.clone(), path.clone()));
             all.push(id);
         }
     }
-    platform_only.sort();
     all.sort();
     templates.sort();
     format!(

@@ -86,3 +86,52 @@ pub fn string_enums(doc: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The end user's credential headers, as Connect Trade's documentation names them.
+pub const USER_HEADERS: &[&str] = &["user-id", "user-secret"];
+
+/// Whether the operation `op` of `doc` carries the end user's credentials: its `security` (or
+/// the document's) asks, in every alternative, for a scheme that is an `apiKey` header named
+/// `user-id` or `user-secret`, whatever the scheme itself is called. No security, or an
+/// empty one, asks for nothing.
+pub fn needs_user_headers(doc: &Value, op: &Value) -> bool {
+    let schemes = doc.pointer("/components/securitySchemes");
+    let is_user_scheme = |name: &str| {
+        schemes.and_then(|s| s.get(name)).is_some_and(|scheme| {
+            scheme["type"] == "apiKey"
+                && scheme["in"] == "header"
+                && scheme["name"]
+                    .as_str()
+                    .is_some_and(|h| USER_HEADERS.contains(&h.to_ascii_lowercase().as_str()))
+        })
+    };
+    match op.get("security").or_else(|| doc.get("security")) {
+        Some(Value::Array(alternatives)) if !alternatives.is_empty() => {
+            alternatives.iter().all(|requirement| {
+                requirement
+                    .as_object()
+                    .is_some_and(|r| r.keys().any(|name| is_user_scheme(name)))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// The operation ids of `doc` whose requests carry only the platform credentials (see
+/// [`needs_user_headers`]), sorted: `build.rs` writes them as `rest::PLATFORM_ONLY_OPERATIONS`,
+/// and the request hook adds the user headers to every other operation.
+pub fn platform_only_operations(doc: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, item)| item.as_object().into_iter().flatten())
+        .filter(|(method, _)| {
+            matches!(method.as_str(), "get" | "post" | "put" | "patch" | "delete")
+        })
+        .filter(|(_, op)| !needs_user_headers(doc, op))
+        .filter_map(|(_, op)| op["operationId"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
