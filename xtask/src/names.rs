@@ -8,7 +8,8 @@
 //!   `Order.fills[]`, `error`, or upstream's name), then by identity with a schema of the
 //!   previous spec, then by shape (field names) against the previous spec, to `[schemas]`;
 //! - component string enums, matched by their set of values, to `[enums]` (or the previous
-//!   spec's enums).
+//!   spec's enums);
+//! - `apiKey` header security schemes, matched by their header, to the previous spec's names.
 //!
 //! Upstream's names are kept as metadata where they disturb nothing: `x-upstream-operation-id`
 //! on operations, `x-upstream-name` on renamed path parameters and on object and enum schemas
@@ -370,6 +371,7 @@ fn snake_case(text: &str) -> String {
 pub fn apply(doc: &mut Value, names: &Names, previous: &Value) -> Vec<Change> {
     let mut changes = Vec::new();
     operations(doc, names, &mut changes);
+    security_schemes(doc, previous, &mut changes);
     let renames = schema_renames(doc, names, previous, &mut changes);
     rename_schemas(doc, &renames);
     // A rename the previous refresh absorbed already is not news.
@@ -525,6 +527,90 @@ fn operations(doc: &mut Value, names: &Names, changes: &mut Vec<Change>) {
         }
         if let Some(item) = paths.remove(&from) {
             paths.insert(to, item);
+        }
+    }
+}
+
+/// `apiKey` header schemes: header (lower case) → scheme name.
+fn header_schemes(doc: &Value) -> BTreeMap<String, String> {
+    doc.pointer("/components/securitySchemes")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, scheme)| scheme["type"] == "apiKey" && scheme["in"] == "header")
+        .filter_map(|(name, scheme)| {
+            scheme["name"]
+                .as_str()
+                .map(|header| (header.to_ascii_lowercase(), name.clone()))
+        })
+        .collect()
+}
+
+/// Security schemes take the names the previous spec gave the same headers (`UserId` defining
+/// `user-id` is our `user_id`), in `securitySchemes` and in every `security` requirement:
+/// scheme names are not in the Rust API, but the diff compares requirements by name.
+fn security_schemes(doc: &mut Value, previous: &Value, changes: &mut Vec<Change>) {
+    let ours = header_schemes(previous);
+    let theirs = header_schemes(doc);
+    let taken: BTreeSet<String> = doc
+        .pointer("/components/securitySchemes")
+        .and_then(Value::as_object)
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
+    let renames: BTreeMap<String, String> = theirs
+        .iter()
+        .filter_map(|(header, upstream)| {
+            let our = ours.get(header)?;
+            (our != upstream && !taken.contains(our)).then(|| (upstream.clone(), our.clone()))
+        })
+        .collect();
+    if renames.is_empty() {
+        return;
+    }
+    if let Some(schemes) = doc
+        .pointer_mut("/components/securitySchemes")
+        .and_then(Value::as_object_mut)
+    {
+        for (upstream, our) in &renames {
+            if let Some(mut scheme) = schemes.remove(upstream) {
+                scheme["x-upstream-name"] = json!(upstream);
+                let header = scheme["name"].as_str().unwrap_or_default().to_string();
+                schemes.insert(our.clone(), scheme);
+                changes.push(change(
+                    Severity::NonBreaking,
+                    "name-absorbed",
+                    &format!("security {our}"),
+                    format!(
+                        "upstream security scheme `{upstream}` is our `{our}` (header `{header}`)"
+                    ),
+                ));
+            }
+        }
+    }
+    let rename_requirements = |security: &mut Value| {
+        for requirement in security.as_array_mut().into_iter().flatten() {
+            if let Some(map) = requirement.as_object_mut() {
+                let renamed: serde_json::Map<String, Value> = std::mem::take(map)
+                    .into_iter()
+                    .map(|(name, scopes)| (renames.get(&name).cloned().unwrap_or(name), scopes))
+                    .collect();
+                *map = renamed;
+            }
+        }
+    };
+    if let Some(security) = doc.get_mut("security") {
+        rename_requirements(security);
+    }
+    for item in doc
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+    {
+        for method in METHODS {
+            if let Some(security) = item.get_mut(*method).and_then(|op| op.get_mut("security")) {
+                rename_requirements(security);
+            }
         }
     }
 }

@@ -59,8 +59,8 @@ fn framework_generated_3_1_document() {
 }
 
 /// A hand-written OpenAPI 3.0 YAML document: every name different (camelCase operation ids and
-/// path parameters, `OrderRequest`, `Holding`, `Side`, …) and an envelope-less `GET /orders`
-/// answering a bare array with no cursor.
+/// path parameters, `OrderRequest`, `Holding`, `Side`, security schemes `UserId`, …) and an
+/// envelope-less `GET /orders` answering a bare array with no cursor.
 #[test]
 #[ignore = "builds a scratch copy of the workspace: run by the upstream-spec workflow (see the module docs)"]
 fn hand_written_3_0_document_with_bare_order_list() {

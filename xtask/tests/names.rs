@@ -132,6 +132,50 @@ fn path_parameters_keep_our_names_and_upstreams_are_recorded() {
     assert_eq!(order_id["x-upstream-name"], "orderId");
 }
 
+/// Upstream's `UserId` scheme defines the `user-id` header our `user_id` defines: it takes our
+/// name in `securitySchemes` and in every requirement, so no operation's security "changes".
+#[test]
+fn security_schemes_take_our_names_by_their_header() {
+    let raw = xtask::load::read_spec(
+        &xtask::workspace_root()
+            .expect("the workspace is found")
+            .join("xtask/tests/fixtures/upstream/handwritten-3.0.yaml"),
+    )
+    .expect("fixture loads");
+    assert!(raw["components"]["securitySchemes"]["UserId"].is_object());
+    let (doc, changes) = named(&fixture("handwritten-3.0.yaml"));
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("schemes");
+    let names: Vec<&String> = schemes.keys().collect();
+    assert_eq!(
+        names,
+        ["client_id", "client_secret", "user_id", "user_secret"]
+    );
+    assert_eq!(schemes["user_id"]["x-upstream-name"], "UserId");
+    assert_eq!(schemes["user_id"]["name"], "user-id");
+    assert_eq!(doc["security"][0]["user_secret"], json!([]));
+    assert_eq!(
+        doc["paths"]["/users"]["post"]["security"],
+        json!([{ "client_id": [], "client_secret": [] }])
+    );
+    let absorbed = changes
+        .iter()
+        .find(|c| c.rule == "name-absorbed" && c.location == "security user_id")
+        .expect("reported");
+    assert!(absorbed.detail.contains("`UserId`"), "{}", absorbed.detail);
+    // So the refresh reports no security change.
+    let prepared = xtask::refresh::prepare(&raw, &our_names(), &our_spec());
+    assert!(
+        !prepared
+            .changes
+            .iter()
+            .any(|c| c.rule == "security-changed"),
+        "{:#?}",
+        prepared.changes
+    );
+}
+
 #[test]
 fn an_unplaced_operation_or_schema_is_reported_with_the_line_to_add() {
     let (doc, changes) = named(&fixture("extra-operations.json"));
