@@ -48,7 +48,11 @@ pub fn render(changes: &[Change]) -> String {
     }
     let fired: BTreeSet<&str> = changes.iter().map(|c| c.rule).collect();
     text.push_str("\n### Rules\n\n");
-    for (rule, meaning) in RULES.iter().filter(|(rule, _)| fired.contains(rule)) {
+    for (rule, meaning) in RULES
+        .iter()
+        .chain(crate::names::RULES)
+        .filter(|(rule, _)| fired.contains(rule))
+    {
         text.push_str(&format!("- `{rule}`: {}\n", cell(meaning)));
     }
     text

@@ -1233,7 +1233,12 @@ fn keep_operation_parts(
                 k.split_once(' ')
                     .is_some_and(|(m, p)| op_key(m, p.trim()) == key)
             }) {
-                pin_response(op, pinned, &location, changes);
+                let recorded = old_ops
+                    .get(&key)
+                    .and_then(|old| old["responses"].as_object())
+                    .and_then(|r| r.iter().find(|(code, _)| code.starts_with('2')))
+                    .and_then(|(_, response)| response.get("x-upstream-schema"));
+                pin_response(op, pinned, &location, recorded, changes);
             }
             let Some(old) = old_ops.get(&key) else {
                 continue;
@@ -1292,10 +1297,13 @@ fn keep_operation_parts(
     }
 }
 
+/// Pins the success response of `op` to `pinned`, keeping upstream's schema as
+/// `x-upstream-schema`; reported unless the previous spec `recorded` the same upstream schema.
 fn pin_response(
     op: &mut serde_json::Map<String, Value>,
     pinned: &str,
     location: &str,
+    recorded: Option<&Value>,
     changes: &mut Vec<Change>,
 ) {
     let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
@@ -1323,9 +1331,12 @@ fn pin_response(
             "content".into(),
             json!({ "application/json": { "schema": { "$ref": reference } } }),
         );
-        if let Some(schema) = current {
-            map.insert("x-upstream-schema".into(), schema);
+        if let Some(schema) = &current {
+            map.insert("x-upstream-schema".into(), schema.clone());
         }
+    }
+    if current.is_some() && current.as_ref() == recorded {
+        return;
     }
     changes.push(change(
         Severity::NonBreaking,

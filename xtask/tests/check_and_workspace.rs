@@ -340,10 +340,12 @@ fn check_applies_the_naming_file() {
     );
     assert!(text(&equal.stdout).contains("up to date"));
 
-    // Upstream adds a field to its `Holding` (our `Position`).
+    // Upstream adds a field to its `Holding` (our `Position`), and an operation.
     let mut changed = xtask::load::read_spec(&upstream).unwrap();
     changed["components"]["schemas"]["Holding"]["properties"]["exchange"] =
         serde_json::json!({ "type": "string" });
+    changed["paths"]["/markets"] = changed["paths"]["/accounts"].clone();
+    changed["paths"]["/markets"]["get"]["operationId"] = serde_json::json!("getMarkets");
     let changed_path = dir.path().join("changed.json");
     std::fs::write(&changed_path, changed.to_string()).unwrap();
     let differs = xtask(&[
@@ -357,7 +359,29 @@ fn check_applies_the_naming_file() {
     assert_eq!(differs.status.code(), Some(1), "{}", text(&differs.stderr));
     let report = text(&differs.stdout);
     assert!(report.contains("Position.exchange"), "{report}");
-    assert!(!report.contains("name-absorbed"), "{report}");
+    // Only news: not the renames, the bare order list or the cursor the pinned spec records.
+    for old_news in ["name-absorbed", "response-kept", "parameter-kept"] {
+        assert!(!report.contains(old_news), "{old_news}: {report}");
+    }
+    // What the naming file cannot place is in the report, and its rule in the Markdown rules.
+    assert!(
+        report.contains("[name-unplaced] GET /markets: operation `getMarkets`"),
+        "{report}"
+    );
+    let markdown = xtask(&[
+        "spec",
+        "check",
+        "--from",
+        changed_path.to_str().unwrap(),
+        "--spec",
+        spec.to_str().unwrap(),
+        "--markdown",
+    ]);
+    let markdown = text(&markdown.stdout);
+    assert!(
+        markdown.contains("- `name-unplaced`: non-breaking"),
+        "{markdown}"
+    );
     assert_eq!(
         std::fs::read_to_string(&spec).unwrap(),
         pinned,
