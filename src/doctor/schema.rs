@@ -313,13 +313,27 @@ fn collect(
                 });
             }
         }
-        K::Type { .. } => out.push(Finding {
-            label,
-            kind: "type",
-            spec: labels.spec_text(&pointer),
-            seen: describe_value(here),
-            value: Some(here.clone()),
-        }),
+        K::Type { .. } => {
+            let spec = labels.spec_text(&pointer);
+            // `"7"` where the spec says an integer is a string of digits, not money.
+            let seen = match here {
+                Value::String(s)
+                    if spec == "an integer"
+                        && !s.is_empty()
+                        && s.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    "a string of digits".into()
+                }
+                other => describe_value(other),
+            };
+            out.push(Finding {
+                label,
+                kind: "type",
+                spec,
+                seen,
+                value: Some(here.clone()),
+            })
+        }
         K::Enum { .. } | K::Constant { .. } => out.push(Finding {
             label,
             kind: "enum",
