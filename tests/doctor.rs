@@ -332,6 +332,14 @@ async fn the_binary_exits_0_on_the_simulator_and_2_when_it_cannot_run() {
     assert_eq!(no_credentials.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_credentials.stderr).contains("CONNECT_TRADE_CLIENT_ID"));
 
+    let not_a_number = run(&["--messages", "many"], &credentials);
+    assert_eq!(not_a_number.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&not_a_number.stderr).contains("--messages takes a number"),
+        "{}",
+        String::from_utf8_lossy(&not_a_number.stderr)
+    );
+
     let secret_flag = run(&["--client-secret", "s3cr3t"], &credentials);
     assert_eq!(secret_flag.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&secret_flag.stderr).contains("not accepted"));

@@ -311,7 +311,7 @@ fn stream_frames_are_held_to_the_protocol_schemas() {
         found,
         [
             "BrokerageMessage[order].data.extra: not-in-spec (spec: not in the spec; seen: boolean)",
-            "BrokerageMessage[order].sequence: type (spec: an integer; seen: a decimal string)",
+            "BrokerageMessage[order].sequence: type (spec: an integer; seen: a string of digits)",
             "BrokerageMessage[order].venue: not-in-spec (spec: not in the spec; seen: string)",
         ]
     );

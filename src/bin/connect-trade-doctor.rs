@@ -43,7 +43,8 @@ options:
   --brokerage-stream      opt-in probe: read the brokerage stream (a new session REPLACES the
                           platform's running one)
   --brokerage-url URL     the brokerage stream (default wss://stream.connecttrade.com)
-  --seconds N             how long the brokerage probe reads (default 10)
+  --seconds N             how long each probe reads at most (default 10)
+  --messages N            how many messages each probe reads at most (default 20)
 
 exit status: 0 nothing diverges, 1 something diverges, 2 could not run
 ";
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
             }
             "--base-url" | "--client-id" | "--user-id" | "--capture" | "--pages"
             | "--page-size" | "--spec" | "--market-data" | "--symbol" | "--market-data-url"
-            | "--brokerage-url" | "--seconds" => match iter.next() {
+            | "--brokerage-url" | "--seconds" | "--messages" => match iter.next() {
                 Some(value) => values.push((arg, value)),
                 None => return fail(&format!("{arg} needs a value\n\n{USAGE}")),
             },
@@ -133,8 +134,9 @@ fn main() -> ExitCode {
         number("--pages"),
         number("--page-size"),
         number("--seconds"),
+        number("--messages"),
     ) {
-        (Ok(pages), Ok(size), Ok(seconds)) => {
+        (Ok(pages), Ok(size), Ok(seconds), Ok(messages)) => {
             if let Some(pages) = pages {
                 options.order_pages = pages;
             }
@@ -142,8 +144,13 @@ fn main() -> ExitCode {
             if let Some(seconds) = seconds {
                 options.stream_duration = Duration::from_secs(u64::from(seconds));
             }
+            if let Some(messages) = messages {
+                options.stream_messages = messages;
+            }
         }
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return fail(&e),
+        (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
+            return fail(&e);
+        }
     }
     if let Some(symbol) = get("--symbol") {
         options.market_data_symbol = symbol;

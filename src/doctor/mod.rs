@@ -85,9 +85,16 @@ pub struct DoctorOptions {
     pub brokerage_stream: bool,
     /// The brokerage stream URL.
     pub brokerage_url: String,
-    /// How long the brokerage probe reads, and the longest wait of the market data probe.
+    /// How long each probe reads after the reply to `subscribe` (default 10 s)…
     pub stream_duration: Duration,
-    /// How long to wait for a frame the flow promises (welcome, authenticated, subscribed).
+    /// …or until it has read this many messages, whichever comes first (default 20).
+    pub stream_messages: u32,
+    /// How long a probe waits for the `welcome` before it authenticates, and for the reply
+    /// to `authenticate` before it subscribes (default [`crate::stream::DEFAULT_GRACE`], as
+    /// the SDK's streams do). Neither is awaited longer: a server that sends neither costs
+    /// two graces; a missing one is still reported.
+    pub grace: Duration,
+    /// How long a probe waits for the reply to `subscribe` (default 5 s).
     pub flow_timeout: Duration,
     /// The OpenAPI document to check against (default [`BUILT_IN_SPEC`]).
     pub spec: Option<Value>,
@@ -109,6 +116,8 @@ impl DoctorOptions {
             brokerage_stream: false,
             brokerage_url: crate::stream::BROKERAGE_STREAM_URL.into(),
             stream_duration: Duration::from_secs(10),
+            stream_messages: 20,
+            grace: crate::stream::DEFAULT_GRACE,
             flow_timeout: Duration::from_secs(5),
             spec: None,
         }

@@ -9,6 +9,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     fmt::Write as _,
+    sync::{Arc, Mutex},
 };
 
 use serde_json::{Map, Value, json};
@@ -120,6 +121,9 @@ pub(crate) fn is_decimal(text: &str) -> bool {
 pub(crate) struct Checker {
     defs: Value,
     openapi_defs: Map<String, Value>,
+    /// Compiled validators by schema (its JSON text): every frame of a stream, and every body
+    /// of an operation, is held to the same few schemas.
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
 }
 
 impl Checker {
@@ -135,7 +139,11 @@ impl Checker {
             })
             .unwrap_or_default();
         let defs = Value::Object(openapi_defs.clone());
-        Checker { defs, openapi_defs }
+        Checker {
+            defs,
+            openapi_defs,
+            validators: Mutex::default(),
+        }
     }
 
     /// A checker for a schemars document (its `$defs` are already JSON Schema).
@@ -147,7 +155,41 @@ impl Checker {
             .unwrap_or_else(|| json!({}));
         let defs = close_defs(&defs, &root);
         let openapi_defs = defs.as_object().cloned().unwrap_or_default();
-        (Checker { defs, openapi_defs }, close_objects(&root))
+        (
+            Checker {
+                defs,
+                openapi_defs,
+                validators: Mutex::default(),
+            },
+            close_objects(&root),
+        )
+    }
+
+    /// The validator of `document` (which `schema` makes), compiled once.
+    fn validator(
+        &self,
+        schema: &Value,
+        document: &Value,
+    ) -> Result<Arc<jsonschema::Validator>, String> {
+        let key = schema.to_string();
+        let mut cache = self
+            .validators
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(validator) = cache.get(&key) {
+            return Ok(validator.clone());
+        }
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .should_ignore_unknown_formats(true)
+            .with_format("decimal", is_decimal)
+            .with_format("password", |_: &str| true)
+            .build(document)
+            .map_err(|e| format!("the spec's schema does not compile: {e}"))?;
+        let validator = Arc::new(validator);
+        cache.insert(key, validator.clone());
+        Ok(validator)
     }
 
     /// Validates `value` against `schema` (JSON Schema, refs into `#/$defs`) and names every
@@ -172,14 +214,7 @@ impl Checker {
         );
         document.insert("$defs".into(), self.defs.clone());
         let document = Value::Object(document);
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .should_validate_formats(true)
-            .should_ignore_unknown_formats(true)
-            .with_format("decimal", is_decimal)
-            .with_format("password", |_: &str| true)
-            .build(&document)
-            .map_err(|e| format!("the spec's schema does not compile: {e}"))?;
+        let validator = self.validator(schema, &document)?;
         let labels = Labels::walk(&self.openapi_defs, &document, value, root_label);
         let mut findings = Vec::new();
         for error in validator.iter_errors(value) {
@@ -313,13 +348,27 @@ fn collect(
                 });
             }
         }
-        K::Type { .. } => out.push(Finding {
-            label,
-            kind: "type",
-            spec: labels.spec_text(&pointer),
-            seen: describe_value(here),
-            value: Some(here.clone()),
-        }),
+        K::Type { .. } => {
+            let spec = labels.spec_text(&pointer);
+            // `"7"` where the spec says an integer is a string of digits, not money.
+            let seen = match here {
+                Value::String(s)
+                    if spec == "an integer"
+                        && !s.is_empty()
+                        && s.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    "a string of digits".into()
+                }
+                other => describe_value(other),
+            };
+            out.push(Finding {
+                label,
+                kind: "type",
+                spec,
+                seen,
+                value: Some(here.clone()),
+            })
+        }
         K::Enum { .. } | K::Constant { .. } => out.push(Finding {
             label,
             kind: "enum",
