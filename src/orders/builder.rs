@@ -232,21 +232,21 @@ impl OrderBuilder {
                  account from list_accounts must carry its broker)",
             )
         })?;
-        let request = PlaceOrderRequest {
+        let request = request!(PlaceOrderRequest {
             account_id: self.account_id.unwrap_or_default(),
-            broker,
+            broker: broker,
             cl_order_id: cl_order_id.into_string(),
             instrument: Some(instrument),
-            legs,
+            legs: legs,
             order_limit_price: transpose(self.limit_price)?.map(trim_scale),
             order_notional: transpose(self.notional)?.map(trim_scale),
             order_qty: transpose(self.quantity)?.map(trim_scale),
             order_tif: self.time_in_force,
-            order_type,
-            side,
+            order_type: order_type,
+            side: side,
             stop_price: transpose(self.stop_price)?.map(trim_scale),
-            symbol,
-        };
+            symbol: symbol,
+        })?;
         validate(&request)?;
         Ok(request)
     }

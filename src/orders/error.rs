@@ -59,6 +59,9 @@ pub enum OrderRule {
     OrderNotOpen,
     /// A modification must change something.
     NothingToModify,
+    /// The API's request type needs a field this SDK does not fill (the spec gained a
+    /// required field: update the SDK).
+    RequestShape,
 }
 
 impl OrderRule {
@@ -89,6 +92,7 @@ impl OrderRule {
             OrderRule::Ratio => "ratio",
             OrderRule::OrderNotOpen => "order-not-open",
             OrderRule::NothingToModify => "nothing-to-modify",
+            OrderRule::RequestShape => "request-shape",
         }
     }
 }

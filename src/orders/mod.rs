@@ -97,6 +97,25 @@
 //! (`leg-count`, `duplicate-leg`, `same-underlying`) and each strategy's shape
 //! (`same-expiry`, `leg-right`, `strike-order`, `ratio`).
 
+/// Builds a generated request type through its builder, written like the struct literal it
+/// replaces. A literal names every field, so one optional field more upstream (what a refresh
+/// of the spec brings) would stop the crate from building; the builder leaves every field not
+/// named absent. A required field upstream adds, which we do not fill, is an
+/// [`OrderRule::RequestShape`] error naming it (and fails the tests that place orders).
+macro_rules! request {
+    ($ty:ident { $($field:ident: $value:expr),* $(,)? }) => {
+        $ty::try_from($ty::builder()$(.$field($value))*).map_err(|error| {
+            $crate::orders::OrderError::new(
+                $crate::orders::OrderRule::RequestShape,
+                format!(
+                    "the API's {} needs what this SDK does not fill ({error}): update connect-trade",
+                    stringify!($ty)
+                ),
+            )
+        })
+    };
+}
+
 mod builder;
 mod cl_order_id;
 mod error;

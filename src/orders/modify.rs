@@ -202,13 +202,13 @@ impl ModifyBuilder {
             }
             check("stop_price", price, true)?;
         }
-        Ok(ModifyOrderRequest {
-            broker,
+        request!(ModifyOrderRequest {
+            broker: broker,
             new_cl_order_id: new_cl_order_id.into_string(),
-            order_limit_price,
-            order_notional,
-            order_qty,
-            stop_price,
+            order_limit_price: order_limit_price,
+            order_notional: order_notional,
+            order_qty: order_qty,
+            stop_price: stop_price,
         })
     }
 }

@@ -7,8 +7,8 @@
 //! really differs from ours (pinned per document below).
 //!
 //! Each drill rebuilds the workspace crates (not their dependencies: the scratch copy shares
-//! this workspace's target directory), so they are `#[ignore]`d in `cargo test` and run daily by
-//! `.github/workflows/upstream-spec.yml`, or by hand:
+//! this workspace's target directory), so they are `#[ignore]`d in `cargo test`; `.ci/run` and
+//! the daily `.github/workflows/upstream-spec.yml` run them, or by hand:
 //!
 //! ```text
 //! cargo test -p xtask --test drill -- --ignored --test-threads 1
@@ -35,7 +35,7 @@ static SCRATCH: Mutex<()> = Mutex::new(());
 /// credential headers as parameters, 422 validation errors. It lacks five fields we inferred,
 /// the `FUT` instrument, and has a new order status.
 #[test]
-#[ignore = "builds a scratch copy of the workspace: run by the upstream-spec workflow (see the module docs)"]
+#[ignore = "builds a scratch copy of the workspace: run by .ci/run and the upstream-spec workflow (see the module docs)"]
 fn framework_generated_3_1_document() {
     drill(
         "framework-3.1.json",
@@ -62,7 +62,7 @@ fn framework_generated_3_1_document() {
 /// path parameters, `OrderRequest`, `Holding`, `Side`, security schemes `UserId`, …) and an
 /// envelope-less `GET /orders` answering a bare array with no cursor.
 #[test]
-#[ignore = "builds a scratch copy of the workspace: run by the upstream-spec workflow (see the module docs)"]
+#[ignore = "builds a scratch copy of the workspace: run by .ci/run and the upstream-spec workflow (see the module docs)"]
 fn hand_written_3_0_document_with_bare_order_list() {
     drill(
         "handwritten-3.0.yaml",
@@ -85,7 +85,7 @@ fn hand_written_3_0_document_with_bare_order_list() {
 /// new optional field in every response type (the simulator, which builds them, still
 /// builds).
 #[test]
-#[ignore = "builds a scratch copy of the workspace: run by the upstream-spec workflow (see the module docs)"]
+#[ignore = "builds a scratch copy of the workspace: run by .ci/run and the upstream-spec workflow (see the module docs)"]
 fn document_with_extra_operations() {
     drill(
         "extra-operations.json",
