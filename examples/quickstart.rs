@@ -195,20 +195,24 @@ mod offline {
 
         // 5. A market order and a limit order well below the market (it stays open).
         let price = sim.price("AAPL").ok_or("AAPL has no price")?;
-        let order = |cl: &str, order_type: OrderType, limit: Option<Decimal>| PlaceOrderRequest {
-            account_id: account.account_id.clone(),
-            broker: BrokerCode::Alpaca,
-            cl_order_id: cl.to_string(),
-            instrument: None,
-            legs: Vec::new(),
-            order_limit_price: limit,
-            order_notional: None,
-            order_qty: Some(Decimal::from(10)),
-            order_tif: TimeInForce::Gtc,
-            order_type,
-            side: Some(OrderSide::Buy),
-            stop_price: None,
-            symbol: Some("AAPL".to_string()),
+        let order = |cl: &str, order_type: OrderType, limit: Option<Decimal>| {
+            PlaceOrderRequest::try_from(
+                PlaceOrderRequest::builder()
+                    .account_id(account.account_id.clone())
+                    .broker(BrokerCode::Alpaca)
+                    .cl_order_id(cl.to_string())
+                    .instrument(None)
+                    .legs(Vec::new())
+                    .order_limit_price(limit)
+                    .order_notional(None)
+                    .order_qty(Some(Decimal::from(10)))
+                    .order_tif(TimeInForce::Gtc)
+                    .order_type(order_type)
+                    .side(Some(OrderSide::Buy))
+                    .stop_price(None)
+                    .symbol(Some("AAPL".to_string())),
+            )
+            .expect("every required field is given")
         };
         let market = user
             .place_order()

@@ -43,21 +43,23 @@ async fn sim_with_history() -> (Simulator, PaperUser) {
             Some("1.00".parse().unwrap()),
         ),
     ] {
-        let body = PlaceOrderRequest {
-            account_id: user.account_id.clone(),
-            broker: BrokerCode::Alpaca,
-            cl_order_id: cl.to_string(),
-            instrument: Some(Instrument::Equity),
-            legs: Vec::new(),
-            order_limit_price: limit,
-            order_notional: None,
-            order_qty: Some("2".parse().unwrap()),
-            order_tif: TimeInForce::Day,
-            order_type,
-            side: Some(OrderSide::Buy),
-            stop_price: None,
-            symbol: Some("AAPL".to_string()),
-        };
+        let body = PlaceOrderRequest::try_from(
+            PlaceOrderRequest::builder()
+                .account_id(user.account_id.clone())
+                .broker(BrokerCode::Alpaca)
+                .cl_order_id(cl.to_string())
+                .instrument(Some(Instrument::Equity))
+                .legs(Vec::new())
+                .order_limit_price(limit)
+                .order_notional(None)
+                .order_qty(Some("2".parse().unwrap()))
+                .order_tif(TimeInForce::Day)
+                .order_type(order_type)
+                .side(Some(OrderSide::Buy))
+                .stop_price(None)
+                .symbol(Some("AAPL".to_string())),
+        )
+        .expect("every required field is given");
         user.client
             .place_order()
             .body(body)

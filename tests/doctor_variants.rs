@@ -45,25 +45,27 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn order(user: &PaperUser, cl: &str, side: OrderSide, limit: Option<&str>) -> PlaceOrderRequest {
-    PlaceOrderRequest {
-        account_id: user.account_id.clone(),
-        broker: BrokerCode::Alpaca,
-        cl_order_id: cl.to_string(),
-        instrument: Some(Instrument::Equity),
-        legs: Vec::new(),
-        order_limit_price: limit.map(|l| l.parse().unwrap()),
-        order_notional: None,
-        order_qty: Some("1".parse().unwrap()),
-        order_tif: TimeInForce::Day,
-        order_type: if limit.is_some() {
-            OrderType::Limit
-        } else {
-            OrderType::Market
-        },
-        side: Some(side),
-        stop_price: None,
-        symbol: Some("AAPL".to_string()),
-    }
+    PlaceOrderRequest::try_from(
+        PlaceOrderRequest::builder()
+            .account_id(user.account_id.clone())
+            .broker(BrokerCode::Alpaca)
+            .cl_order_id(cl.to_string())
+            .instrument(Some(Instrument::Equity))
+            .legs(Vec::new())
+            .order_limit_price(limit.map(|l| l.parse().unwrap()))
+            .order_notional(None)
+            .order_qty(Some("1".parse().unwrap()))
+            .order_tif(TimeInForce::Day)
+            .order_type(if limit.is_some() {
+                OrderType::Limit
+            } else {
+                OrderType::Market
+            })
+            .side(Some(side))
+            .stop_price(None)
+            .symbol(Some("AAPL".to_string())),
+    )
+    .expect("every required field is given")
 }
 
 /// A simulator under `wire` with a user who has a filled and an open order, so every read of

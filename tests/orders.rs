@@ -693,21 +693,23 @@ fn a_multi_leg_net_price_may_be_a_credit() {
 
 #[test]
 fn validate_accepts_a_hand_written_documented_order_and_infers_the_instrument() {
-    let request = PlaceOrderRequest {
-        account_id: "acc-1".into(),
-        broker: BrokerCode::Webull,
-        cl_order_id: "cl-1".into(),
-        instrument: None,
-        legs: vec![],
-        order_limit_price: Some(dec("13.50")),
-        order_notional: None,
-        order_qty: Some(dec("1")),
-        order_tif: TimeInForce::Gtc,
-        order_type: OrderType::Limit,
-        side: Some(OrderSide::BuyToOpen),
-        stop_price: None,
-        symbol: Some("TSLA251031C00437500".into()),
-    };
+    let request = PlaceOrderRequest::try_from(
+        PlaceOrderRequest::builder()
+            .account_id("acc-1")
+            .broker(BrokerCode::Webull)
+            .cl_order_id("cl-1")
+            .instrument(None)
+            .legs(vec![])
+            .order_limit_price(Some(dec("13.50")))
+            .order_notional(None)
+            .order_qty(Some(dec("1")))
+            .order_tif(TimeInForce::Gtc)
+            .order_type(OrderType::Limit)
+            .side(Some(OrderSide::BuyToOpen))
+            .stop_price(None)
+            .symbol(Some("TSLA251031C00437500".to_string())),
+    )
+    .expect("every required field is given");
     orders::validate(&request).unwrap();
     // Inferred as an option, so an equity side is refused.
     let equity_side = PlaceOrderRequest {
@@ -1018,21 +1020,23 @@ async fn cancel_deletes_an_open_order_and_refuses_a_finished_one_without_sending
 
 #[test]
 fn futures_and_newer_instruments_get_the_common_rules_only() {
-    let future = PlaceOrderRequest {
-        account_id: "acc-1".into(),
-        broker: BrokerCode::TradeStation,
-        cl_order_id: "cl-1".into(),
-        instrument: Some(Instrument::Future),
-        legs: vec![],
-        order_limit_price: None,
-        order_notional: None,
-        order_qty: Some(dec("1")),
-        order_tif: TimeInForce::Day,
-        order_type: OrderType::Market,
-        side: Some(OrderSide::Buy),
-        stop_price: None,
-        symbol: Some("ESZ5".into()),
-    };
+    let future = PlaceOrderRequest::try_from(
+        PlaceOrderRequest::builder()
+            .account_id("acc-1")
+            .broker(BrokerCode::TradeStation)
+            .cl_order_id("cl-1")
+            .instrument(Some(Instrument::Future))
+            .legs(vec![])
+            .order_limit_price(None)
+            .order_notional(None)
+            .order_qty(Some(dec("1")))
+            .order_tif(TimeInForce::Day)
+            .order_type(OrderType::Market)
+            .side(Some(OrderSide::Buy))
+            .stop_price(None)
+            .symbol(Some("ESZ5".to_string())),
+    )
+    .expect("every required field is given");
     orders::validate(&future).unwrap();
     let both = PlaceOrderRequest {
         order_notional: Some(dec("100")),

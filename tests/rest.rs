@@ -422,21 +422,23 @@ async fn place_order_sends_the_documented_option_order_byte_for_byte() {
         })
         .await;
     let (_, user) = clients(&server.base_url());
-    let body = PlaceOrderRequest {
-        account_id: "acc-1".into(),
-        broker: BrokerCode::Webull,
-        cl_order_id: "cl-1".into(),
-        instrument: Some(Instrument::Option),
-        legs: vec![],
-        order_limit_price: Some(dec("13.50")),
-        order_notional: None,
-        order_qty: Some(dec("1")),
-        order_tif: TimeInForce::Gtc,
-        order_type: OrderType::Limit,
-        side: Some(OrderSide::BuyToOpen),
-        stop_price: None,
-        symbol: Some("TSLA251031C00437500".into()),
-    };
+    let body = PlaceOrderRequest::try_from(
+        PlaceOrderRequest::builder()
+            .account_id("acc-1")
+            .broker(BrokerCode::Webull)
+            .cl_order_id("cl-1")
+            .instrument(Some(Instrument::Option))
+            .legs(vec![])
+            .order_limit_price(Some(dec("13.50")))
+            .order_notional(None)
+            .order_qty(Some(dec("1")))
+            .order_tif(TimeInForce::Gtc)
+            .order_type(OrderType::Limit)
+            .side(Some(OrderSide::BuyToOpen))
+            .stop_price(None)
+            .symbol(Some("TSLA251031C00437500".to_string())),
+    )
+    .expect("every required field is given");
     let order = user
         .place_order()
         .body(body)
@@ -467,24 +469,26 @@ async fn a_multi_leg_order_sends_symbol_null() {
         action,
         ratio: Decimal::ONE,
     };
-    let body = PlaceOrderRequest {
-        account_id: "acc-1".into(),
-        broker: BrokerCode::Tastytrade,
-        cl_order_id: "cl-2".into(),
-        instrument: Some(Instrument::MultiLegOption),
-        legs: vec![
-            leg("SPY241018C00430000", OrderSide::BuyToOpen),
-            leg("SPY241018C00440000", OrderSide::SellToOpen),
-        ],
-        order_limit_price: Some(dec("2.15")),
-        order_notional: None,
-        order_qty: Some(dec("1")),
-        order_tif: TimeInForce::Day,
-        order_type: OrderType::Limit,
-        side: None,
-        stop_price: None,
-        symbol: None,
-    };
+    let body = PlaceOrderRequest::try_from(
+        PlaceOrderRequest::builder()
+            .account_id("acc-1")
+            .broker(BrokerCode::Tastytrade)
+            .cl_order_id("cl-2")
+            .instrument(Some(Instrument::MultiLegOption))
+            .legs(vec![
+                leg("SPY241018C00430000", OrderSide::BuyToOpen),
+                leg("SPY241018C00440000", OrderSide::SellToOpen),
+            ])
+            .order_limit_price(Some(dec("2.15")))
+            .order_notional(None)
+            .order_qty(Some(dec("1")))
+            .order_tif(TimeInForce::Day)
+            .order_type(OrderType::Limit)
+            .side(None)
+            .stop_price(None)
+            .symbol(None),
+    )
+    .expect("every required field is given");
     user.place_order().body(body).send().await.unwrap();
     mock.assert_async().await;
 }
@@ -747,21 +751,23 @@ async fn each_error_status_maps_to_an_api_error() {
 }
 
 fn minimal_order() -> PlaceOrderRequest {
-    PlaceOrderRequest {
-        account_id: "acc-1".into(),
-        broker: BrokerCode::Alpaca,
-        cl_order_id: "cl-9".into(),
-        instrument: Some(Instrument::Equity),
-        legs: vec![],
-        order_limit_price: None,
-        order_notional: None,
-        order_qty: Some(Decimal::ONE),
-        order_tif: TimeInForce::Day,
-        order_type: OrderType::Market,
-        side: Some(OrderSide::Buy),
-        stop_price: None,
-        symbol: Some("MSFT".into()),
-    }
+    PlaceOrderRequest::try_from(
+        PlaceOrderRequest::builder()
+            .account_id("acc-1")
+            .broker(BrokerCode::Alpaca)
+            .cl_order_id("cl-9")
+            .instrument(Some(Instrument::Equity))
+            .legs(vec![])
+            .order_limit_price(None)
+            .order_notional(None)
+            .order_qty(Some(Decimal::ONE))
+            .order_tif(TimeInForce::Day)
+            .order_type(OrderType::Market)
+            .side(Some(OrderSide::Buy))
+            .stop_price(None)
+            .symbol(Some("MSFT".to_string())),
+    )
+    .expect("every required field is given")
 }
 
 #[tokio::test]
