@@ -596,14 +596,16 @@ async fn get_modify_and_cancel_address_the_order_under_its_account() {
         .await
         .unwrap();
     assert_eq!(order.order_id, "ord-1");
-    let change = ModifyOrderRequest {
-        broker: BrokerCode::Webull,
-        new_cl_order_id: "cl-1b".into(),
-        order_limit_price: Some(dec("13.25")),
-        order_notional: None,
-        order_qty: None,
-        stop_price: None,
-    };
+    let change = ModifyOrderRequest::try_from(
+        ModifyOrderRequest::builder()
+            .broker(BrokerCode::Webull)
+            .new_cl_order_id("cl-1b")
+            .order_limit_price(Some(dec("13.25")))
+            .order_notional(None)
+            .order_qty(None)
+            .stop_price(None),
+    )
+    .expect("every required field is given");
     user.modify_order()
         .account_id("acc-1")
         .order_id("ord-1")
@@ -971,14 +973,18 @@ async fn modify_is_never_retried_blindly() {
         .modify_order()
         .account_id("a")
         .order_id("o")
-        .body(ModifyOrderRequest {
-            broker: BrokerCode::Alpaca,
-            new_cl_order_id: "n".into(),
-            order_limit_price: None,
-            order_notional: None,
-            order_qty: Some(Decimal::TWO),
-            stop_price: None,
-        })
+        .body(
+            ModifyOrderRequest::try_from(
+                ModifyOrderRequest::builder()
+                    .broker(BrokerCode::Alpaca)
+                    .new_cl_order_id("n")
+                    .order_limit_price(None)
+                    .order_notional(None)
+                    .order_qty(Some(Decimal::TWO))
+                    .stop_price(None),
+            )
+            .expect("every required field is given"),
+        )
         .send()
         .await;
     assert!(result.is_err());
@@ -1587,14 +1593,18 @@ async fn modify_cancel_and_create_connection_keep_an_undecodable_success_too() {
         .modify_order()
         .account_id("acc-1")
         .order_id("ord-1")
-        .body(ModifyOrderRequest {
-            broker: BrokerCode::Webull,
-            new_cl_order_id: "cl-2".into(),
-            order_limit_price: Some(dec("1")),
-            order_notional: None,
-            order_qty: None,
-            stop_price: None,
-        })
+        .body(
+            ModifyOrderRequest::try_from(
+                ModifyOrderRequest::builder()
+                    .broker(BrokerCode::Webull)
+                    .new_cl_order_id("cl-2")
+                    .order_limit_price(Some(dec("1")))
+                    .order_notional(None)
+                    .order_qty(None)
+                    .stop_price(None),
+            )
+            .expect("every required field is given"),
+        )
         .send()
         .await
         .unwrap_err()

@@ -670,13 +670,17 @@ async fn modify_replaces_and_cancel_goes_through_pending_cancel() {
         .unwrap()
         .into_inner();
 
-    let modify = |cl: &str, qty: &str| ModifyOrderRequest {
-        broker: BrokerCode::Alpaca,
-        new_cl_order_id: cl.to_string(),
-        order_limit_price: Some((mid * dec("0.6")).round_dp(2)),
-        order_notional: None,
-        order_qty: Some(dec(qty)),
-        stop_price: None,
+    let modify = |cl: &str, qty: &str| {
+        ModifyOrderRequest::try_from(
+            ModifyOrderRequest::builder()
+                .broker(BrokerCode::Alpaca)
+                .new_cl_order_id(cl.to_string())
+                .order_limit_price(Some((mid * dec("0.6")).round_dp(2)))
+                .order_notional(None)
+                .order_qty(Some(dec(qty)))
+                .stop_price(None),
+        )
+        .expect("every required field is given")
     };
     let new = alice
         .client

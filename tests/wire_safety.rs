@@ -134,13 +134,17 @@ async fn every_path_parameter_of_every_operation_refuses_ids_that_would_address_
     let server = MockServer::start_async().await;
     let reached = catch_all(&server).await;
     let (platform, user) = clients(&server.base_url());
-    let change = || ModifyOrderRequest {
-        broker: BrokerCode::Webull,
-        new_cl_order_id: "cl-2".into(),
-        order_limit_price: None,
-        order_notional: None,
-        order_qty: None,
-        stop_price: None,
+    let change = || {
+        ModifyOrderRequest::try_from(
+            ModifyOrderRequest::builder()
+                .broker(BrokerCode::Webull)
+                .new_cl_order_id("cl-2")
+                .order_limit_price(None)
+                .order_notional(None)
+                .order_qty(None)
+                .stop_price(None),
+        )
+        .expect("every required field is given")
     };
     for (bad, problem) in BAD_IDS {
         let what = format!("{bad:?}");

@@ -82,7 +82,7 @@ fn hand_written_3_0_document_with_bare_order_list() {
 }
 
 /// Our own names, plus operations, schemas, an enum and an enum value we do not know, and a
-/// new optional field in every response type and in the order request (the simulator, the
+/// new optional field in every response type and in the order requests (the simulator, the
 /// order builders, the tests and the examples, which build them, still build).
 #[test]
 #[ignore = "builds a scratch copy of the workspace: run by .ci/run and the upstream-spec workflow (see the module docs)"]
@@ -121,6 +121,7 @@ fn document_with_extra_operations() {
                 "CreatedUser.created_at",
                 "Error.code",
                 "Fill.venue",
+                "ModifyOrderRequest.extended_hours",
                 "Order.exchange",
                 "PlaceOrderRequest.extended_hours",
                 "Position.cost_basis",
