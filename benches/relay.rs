@@ -90,14 +90,10 @@ async fn simulator() -> (Simulator, connect_trade::ConnectTrade) {
                 .broker(BrokerCode::Alpaca)
                 .cl_order_id(format!("bench-{i}"))
                 .instrument(Some(Instrument::Equity))
-                .legs(Vec::new())
-                .order_limit_price(None)
-                .order_notional(None)
                 .order_qty(Some(Decimal::from(1_000_000)))
                 .order_tif(TimeInForce::Gtc)
                 .order_type(OrderType::Market)
                 .side(Some(OrderSide::Buy))
-                .stop_price(None)
                 .symbol(Some("F".to_string())),
         )
         .expect("every required field is given");

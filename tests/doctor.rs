@@ -49,14 +49,11 @@ async fn sim_with_history() -> (Simulator, PaperUser) {
                 .broker(BrokerCode::Alpaca)
                 .cl_order_id(cl.to_string())
                 .instrument(Some(Instrument::Equity))
-                .legs(Vec::new())
                 .order_limit_price(limit)
-                .order_notional(None)
                 .order_qty(Some("2".parse().unwrap()))
                 .order_tif(TimeInForce::Day)
                 .order_type(order_type)
                 .side(Some(OrderSide::Buy))
-                .stop_price(None)
                 .symbol(Some("AAPL".to_string())),
         )
         .expect("every required field is given");

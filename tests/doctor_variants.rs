@@ -13,6 +13,8 @@
 //! under, with a diff that names each change.
 #![cfg(feature = "doctor")]
 
+mod support_sim;
+
 use std::{
     collections::BTreeSet,
     convert::Infallible,
@@ -20,7 +22,6 @@ use std::{
     time::Duration,
 };
 
-use chrono::{TimeZone, Utc};
 use connect_trade::{
     codes::{BrokerCode, Instrument, OrderSide, OrderType, TimeInForce},
     doctor::{self, DoctorOptions, Report},
@@ -51,9 +52,7 @@ fn order(user: &PaperUser, cl: &str, side: OrderSide, limit: Option<&str>) -> Pl
             .broker(BrokerCode::Alpaca)
             .cl_order_id(cl.to_string())
             .instrument(Some(Instrument::Equity))
-            .legs(Vec::new())
             .order_limit_price(limit.map(|l| l.parse().unwrap()))
-            .order_notional(None)
             .order_qty(Some("1".parse().unwrap()))
             .order_tif(TimeInForce::Day)
             .order_type(if limit.is_some() {
@@ -62,7 +61,6 @@ fn order(user: &PaperUser, cl: &str, side: OrderSide, limit: Option<&str>) -> Pl
                 OrderType::Market
             })
             .side(Some(side))
-            .stop_price(None)
             .symbol(Some("AAPL".to_string())),
     )
     .expect("every required field is given")
@@ -71,14 +69,7 @@ fn order(user: &PaperUser, cl: &str, side: OrderSide, limit: Option<&str>) -> Pl
 /// A simulator under `wire` with a user who has a filled and an open order, so every read of
 /// the doctor returns data.
 async fn sim_with_history(wire: Option<Wire>) -> (Simulator, PaperUser) {
-    let builder = Simulator::builder()
-        .manual_clock()
-        .start_time(Utc.with_ymd_and_hms(2026, 3, 2, 15, 0, 0).unwrap());
-    let builder = match wire {
-        Some(wire) => builder.wire(wire),
-        None => builder,
-    };
-    let sim = builder.start().await.expect("simulator starts");
+    let sim = support_sim::sim_under(wire).await;
     let platform = sim.client().expect("client");
     let user = sim
         .paper_user(&platform, "alice", BrokerCode::Alpaca)

@@ -315,14 +315,10 @@ async fn market_buy(user: &PaperUser, cl: &str, symbol: &str, qty: &str) {
             .broker(BrokerCode::Alpaca)
             .cl_order_id(cl.to_string())
             .instrument(Some(Instrument::Equity))
-            .legs(Vec::new())
-            .order_limit_price(None)
-            .order_notional(None)
             .order_qty(Some(dec(qty)))
             .order_tif(TimeInForce::Day)
             .order_type(OrderType::Market)
             .side(Some(OrderSide::Buy))
-            .stop_price(None)
             .symbol(Some(symbol.to_string())),
     )
     .expect("every required field is given");

@@ -428,14 +428,11 @@ async fn place_order_sends_the_documented_option_order_byte_for_byte() {
             .broker(BrokerCode::Webull)
             .cl_order_id("cl-1")
             .instrument(Some(Instrument::Option))
-            .legs(vec![])
             .order_limit_price(Some(dec("13.50")))
-            .order_notional(None)
             .order_qty(Some(dec("1")))
             .order_tif(TimeInForce::Gtc)
             .order_type(OrderType::Limit)
             .side(Some(OrderSide::BuyToOpen))
-            .stop_price(None)
             .symbol(Some("TSLA251031C00437500".to_string())),
     )
     .expect("every required field is given");
@@ -480,12 +477,11 @@ async fn a_multi_leg_order_sends_symbol_null() {
                 leg("SPY241018C00440000", OrderSide::SellToOpen),
             ])
             .order_limit_price(Some(dec("2.15")))
-            .order_notional(None)
             .order_qty(Some(dec("1")))
             .order_tif(TimeInForce::Day)
             .order_type(OrderType::Limit)
+            // Required, and sent as null: a multi-leg order has neither.
             .side(None)
-            .stop_price(None)
             .symbol(None),
     )
     .expect("every required field is given");
@@ -600,10 +596,7 @@ async fn get_modify_and_cancel_address_the_order_under_its_account() {
         ModifyOrderRequest::builder()
             .broker(BrokerCode::Webull)
             .new_cl_order_id("cl-1b")
-            .order_limit_price(Some(dec("13.25")))
-            .order_notional(None)
-            .order_qty(None)
-            .stop_price(None),
+            .order_limit_price(Some(dec("13.25"))),
     )
     .expect("every required field is given");
     user.modify_order()
@@ -759,14 +752,10 @@ fn minimal_order() -> PlaceOrderRequest {
             .broker(BrokerCode::Alpaca)
             .cl_order_id("cl-9")
             .instrument(Some(Instrument::Equity))
-            .legs(vec![])
-            .order_limit_price(None)
-            .order_notional(None)
             .order_qty(Some(Decimal::ONE))
             .order_tif(TimeInForce::Day)
             .order_type(OrderType::Market)
             .side(Some(OrderSide::Buy))
-            .stop_price(None)
             .symbol(Some("MSFT".to_string())),
     )
     .expect("every required field is given")
@@ -978,10 +967,7 @@ async fn modify_is_never_retried_blindly() {
                 ModifyOrderRequest::builder()
                     .broker(BrokerCode::Alpaca)
                     .new_cl_order_id("n")
-                    .order_limit_price(None)
-                    .order_notional(None)
-                    .order_qty(Some(Decimal::TWO))
-                    .stop_price(None),
+                    .order_qty(Some(Decimal::TWO)),
             )
             .expect("every required field is given"),
         )
@@ -1598,10 +1584,7 @@ async fn modify_cancel_and_create_connection_keep_an_undecodable_success_too() {
                 ModifyOrderRequest::builder()
                     .broker(BrokerCode::Webull)
                     .new_cl_order_id("cl-2")
-                    .order_limit_price(Some(dec("1")))
-                    .order_notional(None)
-                    .order_qty(None)
-                    .stop_price(None),
+                    .order_limit_price(Some(dec("1"))),
             )
             .expect("every required field is given"),
         )

@@ -676,9 +676,7 @@ async fn modify_replaces_and_cancel_goes_through_pending_cancel() {
                 .broker(BrokerCode::Alpaca)
                 .new_cl_order_id(cl.to_string())
                 .order_limit_price(Some((mid * dec("0.6")).round_dp(2)))
-                .order_notional(None)
-                .order_qty(Some(dec(qty)))
-                .stop_price(None),
+                .order_qty(Some(dec(qty))),
         )
         .expect("every required field is given")
     };

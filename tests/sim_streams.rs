@@ -5,7 +5,6 @@ mod support_sim;
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use connect_trade::{
     codes::{OrderSide, OrderStatus},
     rest::types::{Balance, Order, Position},
@@ -19,7 +18,7 @@ use connect_trade_sim::{Simulator, Wire};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
-use support_sim::{alice, dec, market, sim};
+use support_sim::{alice, dec, market, sim, sim_under};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 
 /// Long enough for anything the simulator does; a hang fails instead of blocking the suite.
@@ -62,6 +61,14 @@ impl Raw {
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => Frame::Dropped,
             };
+        }
+    }
+
+    /// The next frame as JSON; `session` names the session in the panic if it ended.
+    async fn json(&mut self, session: &str) -> Value {
+        match self.frame().await {
+            Frame::Text(text) => serde_json::from_str(&text).expect("JSON"),
+            other => panic!("the {session} session ended: {other:?}"),
         }
     }
 
@@ -755,14 +762,7 @@ async fn injected_stream_faults() {
 /// JSON: authenticate without waiting for a welcome, subscribe, one bad subscription (an
 /// error), one order's updates, one quote.
 async fn frames_under(wire: Option<Wire>) -> (Vec<Value>, Vec<Value>) {
-    let builder = Simulator::builder()
-        .manual_clock()
-        .start_time(Utc.with_ymd_and_hms(2026, 3, 2, 15, 0, 0).unwrap());
-    let builder = match wire {
-        Some(wire) => builder.wire(wire),
-        None => builder,
-    };
-    let sim = builder.start().await.expect("simulator starts");
+    let sim = sim_under(wire).await;
     let (_, alice) = alice(&sim).await;
 
     let mut raw = Raw::connect(sim.brokerage_stream_url()).await;
@@ -781,10 +781,7 @@ async fn frames_under(wire: Option<Wire>) -> (Vec<Value>, Vec<Value>) {
     let mut brokerage = Vec::new();
     let mut placed = false;
     loop {
-        let Frame::Text(text) = raw.frame().await else {
-            panic!("the brokerage session ended")
-        };
-        let value: Value = serde_json::from_str(&text).expect("JSON");
+        let value = raw.json("brokerage").await;
         let kind = value["type"].as_str().unwrap_or_default().to_string();
         brokerage.push(value);
         if kind == "error" && !placed {
@@ -823,10 +820,7 @@ async fn frames_under(wire: Option<Wire>) -> (Vec<Value>, Vec<Value>) {
     .await;
     let mut market_data = Vec::new();
     loop {
-        let Frame::Text(text) = raw.frame().await else {
-            panic!("the market data session ended")
-        };
-        let value: Value = serde_json::from_str(&text).expect("JSON");
+        let value = raw.json("market data").await;
         let quote = value["type"] == "quote";
         market_data.push(value);
         if quote {
@@ -866,14 +860,7 @@ async fn each_stream_wire_variant_writes_what_it_names_and_nothing_else() {
     assert!(order["sequence"].is_u64(), "{order}");
     assert!(of_type(&market_data, "quote")[0]["timestamp"].is_string());
 
-    for wire in [
-        Wire::NoWelcome,
-        Wire::NoAuthenticated,
-        Wire::StringSequence,
-        Wire::ErrorMessageOnly,
-        Wire::ExtraField,
-        Wire::MissingField,
-    ] {
+    for &wire in Wire::STREAM {
         let (brokerage, market_data) = frames_under(Some(wire)).await;
         let order = of_type(&brokerage, "order")[0];
         let error = of_type(&brokerage, "error")[0];

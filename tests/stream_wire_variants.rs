@@ -27,18 +27,7 @@ use support_sim::{alice, dec};
 /// No variant (the simulator's default shapes), then each stream variant alone.
 fn variants() -> Vec<Option<Wire>> {
     let mut all = vec![None];
-    all.extend(
-        [
-            Wire::NoWelcome,
-            Wire::NoAuthenticated,
-            Wire::StringSequence,
-            Wire::ErrorMessageOnly,
-            Wire::ExtraField,
-            Wire::MissingField,
-        ]
-        .into_iter()
-        .map(Some),
-    );
+    all.extend(Wire::STREAM.iter().copied().map(Some));
     all
 }
 

@@ -138,11 +138,7 @@ async fn every_path_parameter_of_every_operation_refuses_ids_that_would_address_
         ModifyOrderRequest::try_from(
             ModifyOrderRequest::builder()
                 .broker(BrokerCode::Webull)
-                .new_cl_order_id("cl-2")
-                .order_limit_price(None)
-                .order_notional(None)
-                .order_qty(None)
-                .stop_price(None),
+                .new_cl_order_id("cl-2"),
         )
         .expect("every required field is given")
     };

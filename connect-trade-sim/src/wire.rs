@@ -20,6 +20,8 @@ use std::{fmt, str::FromStr};
 /// assert_eq!(wire, Wire::OrdersEnvelope);
 /// assert_eq!(wire.name(), "orders-envelope");
 /// assert!("orders-envelop".parse::<Wire>().is_err());
+/// // Every variant is of the REST API or of the streams.
+/// assert_eq!(Wire::ALL.len(), Wire::REST.len() + Wire::STREAM.len());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
@@ -60,6 +62,24 @@ impl Wire {
         Wire::OrdersMinimal,
         Wire::Created204,
         Wire::TokenPlain,
+        Wire::NoWelcome,
+        Wire::NoAuthenticated,
+        Wire::StringSequence,
+        Wire::ErrorMessageOnly,
+        Wire::ExtraField,
+        Wire::MissingField,
+    ];
+
+    /// The variants of the REST API's answers.
+    pub const REST: &'static [Wire] = &[
+        Wire::OrdersEnvelope,
+        Wire::OrdersMinimal,
+        Wire::Created204,
+        Wire::TokenPlain,
+    ];
+
+    /// The variants of the two WebSocket streams' messages.
+    pub const STREAM: &'static [Wire] = &[
         Wire::NoWelcome,
         Wire::NoAuthenticated,
         Wire::StringSequence,

@@ -10,18 +10,25 @@ use connect_trade::{
     orders::OrderBuilder,
     rest::types::PlaceOrderRequest,
 };
-use connect_trade_sim::{PaperUser, Simulator};
+use connect_trade_sim::{PaperUser, Simulator, Wire};
 use rust_decimal::Decimal;
 
 /// A simulator with a manual clock and a fixed start (Monday 2026-03-02 15:00 UTC), so
 /// every outcome is exact.
 pub async fn sim() -> Simulator {
-    Simulator::builder()
+    sim_under(None).await
+}
+
+/// [`sim`] speaking a wire variant (`None`: the default shapes).
+pub async fn sim_under(wire: Option<Wire>) -> Simulator {
+    let builder = Simulator::builder()
         .manual_clock()
-        .start_time(Utc.with_ymd_and_hms(2026, 3, 2, 15, 0, 0).unwrap())
-        .start()
-        .await
-        .expect("simulator starts")
+        .start_time(Utc.with_ymd_and_hms(2026, 3, 2, 15, 0, 0).unwrap());
+    let builder = match wire {
+        Some(wire) => builder.wire(wire),
+        None => builder,
+    };
+    builder.start().await.expect("simulator starts")
 }
 
 /// A platform client with retries off (so injected faults show).
