@@ -1,6 +1,8 @@
 //! The portfolio mirror and safe order submission against the simulator: many users, partial
 //! fills, a brokerage stream dropped again and again, injected REST faults.
 
+mod support_portfolio;
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -9,13 +11,14 @@ use connect_trade::{
     client::RetryPolicy,
     codes::{BrokerCode, OrderSide, OrderStatus, OrderStatusFilter},
     orders::OrderBuilder,
-    portfolio::{Change, OrderScope, Portfolio, UserBook, fetch_orders, fetch_user_book},
-    rest::types::{Balance, PlaceOrderRequest, Position},
+    portfolio::{Change, OrderScope, Portfolio, fetch_orders, fetch_user_book},
+    rest::types::PlaceOrderRequest,
     stream::{Backoff, BrokerageStream, Overflow, StreamConfig, protocol::Topic},
     workflows,
 };
 use connect_trade_sim::{PaperUser, RestFault, Simulator};
 use rust_decimal::Decimal;
+use support_portfolio::book_differences;
 
 /// Long enough for anything here; a hang fails instead of blocking the suite.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -70,87 +73,6 @@ fn market_buy(user: &PaperUser, cl: &str, symbol: &str, qty: &str) -> PlaceOrder
         .expect("a valid market order")
 }
 
-/// A position without the figures that follow the market price (last price, market value,
-/// P&L): the simulator revalues them on every tick but sends a position update only when the
-/// position itself changes (a fill), so between fills they age in any stream-fed mirror.
-fn unmarked_position(p: &Position) -> Position {
-    Position {
-        last_price: None,
-        market_value: None,
-        unrealized_pl: None,
-        daily_pl: None,
-        total_pl: None,
-        ..p.clone()
-    }
-}
-
-/// A balance without its market-valued `equity` (see [`unmarked_position`]).
-fn unmarked_balance(b: &Balance) -> Balance {
-    Balance {
-        equity: None,
-        ..b.clone()
-    }
-}
-
-/// What differs between two books, briefly; every order field, every position and balance
-/// field but the market marks.
-fn diff(mirror: Option<&UserBook>, rest: &UserBook) -> Vec<String> {
-    let Some(mirror) = mirror else {
-        return vec!["user missing from the mirror".into()];
-    };
-    let mut out = Vec::new();
-    for (id, fresh) in rest.accounts() {
-        let Some(held) = mirror.account(id) else {
-            out.push(format!("account {id} missing"));
-            continue;
-        };
-        if held.account() != fresh.account() {
-            out.push(format!("account {id} differs"));
-        }
-        if held.balance().map(unmarked_balance) != fresh.balance().map(unmarked_balance) {
-            out.push(format!(
-                "balance {id}: {:?} vs {:?}",
-                held.balance(),
-                fresh.balance()
-            ));
-        }
-        for p in fresh.positions() {
-            if held.position(&p.symbol).map(unmarked_position) != Some(unmarked_position(p)) {
-                out.push(format!(
-                    "position {}: {:?} vs {p:?}",
-                    p.symbol,
-                    held.position(&p.symbol)
-                ));
-            }
-        }
-        for p in held.positions() {
-            if fresh.position(&p.symbol).is_none() {
-                out.push(format!("extra position {}", p.symbol));
-            }
-        }
-        for o in fresh.orders() {
-            match held.order(&o.order_id) {
-                None => out.push(format!("order {} missing", o.order_id)),
-                Some(h) if *h != *o => out.push(format!(
-                    "order {}: {} {} fills vs {} {} fills",
-                    o.order_id,
-                    h.status,
-                    h.fills.len(),
-                    o.status,
-                    o.fills.len()
-                )),
-                _ => {}
-            }
-        }
-        for o in held.orders() {
-            if fresh.order(&o.order_id).is_none() {
-                out.push(format!("extra order {}", o.order_id));
-            }
-        }
-    }
-    out
-}
-
 /// Waits until the mirror of every user equals a fresh REST read, re-checking on each change.
 async fn converged(portfolio: &Portfolio, users: &[UserClient]) {
     let mut changed = portfolio.subscribe();
@@ -159,7 +81,7 @@ async fn converged(portfolio: &Portfolio, users: &[UserClient]) {
         let mut all_equal = true;
         for user in users {
             let fresh = fetch_user_book(user, &OrderScope::default()).await.unwrap();
-            if !diff(portfolio.user(user.user_id()).as_ref(), &fresh).is_empty() {
+            if !book_differences(portfolio.user(user.user_id()).as_ref(), &fresh).is_empty() {
                 all_equal = false;
                 break;
             }
@@ -173,7 +95,8 @@ async fn converged(portfolio: &Portfolio, users: &[UserClient]) {
             _ => {
                 for user in users {
                     let fresh = fetch_user_book(user, &OrderScope::default()).await.unwrap();
-                    let differences = diff(portfolio.user(user.user_id()).as_ref(), &fresh);
+                    let differences =
+                        book_differences(portfolio.user(user.user_id()).as_ref(), &fresh);
                     assert!(
                         differences.is_empty(),
                         "mirror of {} never converged to the REST state: {} differences, first: {:#?}",

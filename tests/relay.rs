@@ -5,6 +5,8 @@
 //! and kills it at the end. Without a `nats-server` on the PATH (or in `NATS_SERVER_BIN`) the
 //! tests fail with the way to install one.
 
+mod support_portfolio;
+
 use std::{
     collections::HashMap,
     net::{Ipv4Addr, SocketAddr, TcpListener as StdListener},
@@ -22,14 +24,15 @@ use connect_trade::{
     ConnectTrade, UserClient,
     client::RetryPolicy,
     codes::{BrokerCode, Instrument, OrderSide, OrderType, TimeInForce},
-    portfolio::{OrderScope, Portfolio, UserBook, fetch_user_book},
+    portfolio::{OrderScope, Portfolio, fetch_user_book},
     relay::{Relay, RelayConfig, RelayEvent, RelayStream},
-    rest::types::{Balance, PlaceOrderRequest, Position},
+    rest::types::PlaceOrderRequest,
     stream::{Backoff, BrokerageEvent, ConnectionEvent, StreamConfig},
 };
 use connect_trade_sim::{PaperUser, Simulator};
 use futures::StreamExt;
 use rust_decimal::Decimal;
+use support_portfolio::book_differences;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -330,72 +333,6 @@ async fn market_buy(user: &PaperUser, cl: &str, symbol: &str, qty: &str) {
         .unwrap();
 }
 
-/// A position without the figures that follow the market (revalued every tick, sent only
-/// with a fill).
-fn unmarked_position(p: &Position) -> Position {
-    Position {
-        last_price: None,
-        market_value: None,
-        unrealized_pl: None,
-        daily_pl: None,
-        total_pl: None,
-        ..p.clone()
-    }
-}
-
-fn unmarked_balance(b: &Balance) -> Balance {
-    Balance {
-        equity: None,
-        ..b.clone()
-    }
-}
-
-fn diff(mirror: Option<&UserBook>, rest: &UserBook) -> Vec<String> {
-    let Some(mirror) = mirror else {
-        return vec!["user missing from the mirror".into()];
-    };
-    let mut out = Vec::new();
-    for (id, fresh) in rest.accounts() {
-        let Some(held) = mirror.account(id) else {
-            out.push(format!("account {id} missing"));
-            continue;
-        };
-        if held.balance().map(unmarked_balance) != fresh.balance().map(unmarked_balance) {
-            out.push(format!("balance {id} differs"));
-        }
-        for p in fresh.positions() {
-            if held.position(&p.symbol).map(unmarked_position) != Some(unmarked_position(p)) {
-                out.push(format!("position {} differs", p.symbol));
-            }
-        }
-        for p in held.positions() {
-            if fresh.position(&p.symbol).is_none() {
-                out.push(format!("extra position {}", p.symbol));
-            }
-        }
-        for o in fresh.orders() {
-            match held.order(&o.order_id) {
-                None => out.push(format!("order {} missing", o.order_id)),
-                Some(h) if *h != *o => out.push(format!(
-                    "order {}: {} {} fills vs {} {} fills",
-                    o.order_id,
-                    h.status,
-                    h.fills.len(),
-                    o.status,
-                    o.fills.len()
-                )),
-                _ => {}
-            }
-        }
-        for o in held.orders() {
-            if fresh.order(&o.order_id).is_none() {
-                out.push(format!("extra order {}", o.order_id));
-            }
-        }
-    }
-    out
-}
-
 /// Waits until the mirror of every user equals a fresh REST read, re-checking on each change.
 async fn converged(portfolio: &Portfolio, users: &[UserClient]) {
     let mut changed = portfolio.subscribe();
@@ -404,7 +341,10 @@ async fn converged(portfolio: &Portfolio, users: &[UserClient]) {
         let mut differences = Vec::new();
         for user in users {
             let fresh = fetch_user_book(user, &OrderScope::default()).await.unwrap();
-            differences.extend(diff(portfolio.user(user.user_id()).as_ref(), &fresh));
+            differences.extend(book_differences(
+                portfolio.user(user.user_id()).as_ref(),
+                &fresh,
+            ));
         }
         if differences.is_empty() {
             return;
