@@ -18,31 +18,13 @@ use connect_trade::{
 };
 use connect_trade_sim::{PaperUser, RestFault, Simulator};
 use rust_decimal::Decimal;
-use support_portfolio::book_differences;
+use support_portfolio::{book_differences, simulator};
 
 /// Long enough for anything here; a hang fails instead of blocking the suite.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn dec(text: &str) -> Decimal {
     text.parse().unwrap()
-}
-
-/// A simulator whose clock moves only when told, started at 15:00 UTC today (market open, and
-/// "today" for the REST reads' midnight-UTC window), with little liquidity per tick so orders
-/// fill in parts.
-async fn simulator() -> Simulator {
-    let start = Utc::now()
-        .date_naive()
-        .and_hms_opt(15, 0, 0)
-        .unwrap()
-        .and_utc();
-    Simulator::builder()
-        .manual_clock()
-        .start_time(start)
-        .liquidity(dec("3"))
-        .start()
-        .await
-        .expect("simulator")
 }
 
 fn platform(sim: &Simulator) -> ConnectTrade {

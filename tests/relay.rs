@@ -19,7 +19,6 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
 use connect_trade::{
     ConnectTrade, UserClient,
     client::RetryPolicy,
@@ -32,7 +31,7 @@ use connect_trade::{
 use connect_trade_sim::{PaperUser, Simulator};
 use futures::StreamExt;
 use rust_decimal::Decimal;
-use support_portfolio::book_differences;
+use support_portfolio::{book_differences, simulator};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -263,22 +262,6 @@ impl Drop for SessionProxy {
 
 fn dec(text: &str) -> Decimal {
     text.parse().unwrap()
-}
-
-/// A manual clock at 15:00 UTC today, little liquidity per tick: orders fill in parts.
-async fn simulator() -> Simulator {
-    let start = Utc::now()
-        .date_naive()
-        .and_hms_opt(15, 0, 0)
-        .unwrap()
-        .and_utc();
-    Simulator::builder()
-        .manual_clock()
-        .start_time(start)
-        .liquidity(dec("3"))
-        .start()
-        .await
-        .expect("simulator")
 }
 
 fn fast_retries() -> RetryPolicy {

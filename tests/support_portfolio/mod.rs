@@ -1,9 +1,12 @@
-//! Comparing a portfolio mirror with a fresh REST read (the portfolio and relay tests).
+//! The portfolio and relay tests' simulator, and comparing a portfolio mirror with a fresh
+//! REST read.
 
+use chrono::Utc;
 use connect_trade::{
     portfolio::UserBook,
     rest::types::{Balance, Position},
 };
+use connect_trade_sim::Simulator;
 
 /// A position without the figures that follow the market price (last price, market value,
 /// P&L): the simulator revalues them on every tick but sends a position update only when the
@@ -84,4 +87,22 @@ pub fn book_differences(mirror: Option<&UserBook>, rest: &UserBook) -> Vec<Strin
         }
     }
     out
+}
+
+/// A simulator whose clock moves only when told, started at 15:00 UTC today (market open, and
+/// "today" for the REST reads' midnight-UTC window), with little liquidity per tick so orders
+/// fill in parts.
+pub async fn simulator() -> Simulator {
+    let start = Utc::now()
+        .date_naive()
+        .and_hms_opt(15, 0, 0)
+        .unwrap()
+        .and_utc();
+    Simulator::builder()
+        .manual_clock()
+        .start_time(start)
+        .liquidity(rust_decimal::Decimal::from(3))
+        .start()
+        .await
+        .expect("simulator")
 }

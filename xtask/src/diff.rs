@@ -269,7 +269,7 @@ struct Walker<'a> {
 }
 
 /// `/accounts/{account_id}` → `/accounts/{}`: a renamed path parameter is the same operation.
-fn path_key(path: &str) -> String {
+pub(crate) fn path_key(path: &str) -> String {
     let mut out = String::new();
     let mut in_param = false;
     for c in path.chars() {

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Error,
-    diff::{Change, Severity},
+    diff::{Change, Severity, path_key},
 };
 
 /// The naming file, parsed.
@@ -186,24 +186,6 @@ pub const RULES: &[(&str, &str)] = &[
 
 fn op_key(method: &str, path: &str) -> String {
     format!("{} {}", method.to_uppercase(), path_key(path))
-}
-
-/// `/accounts/{account_id}` → `/accounts/{}`.
-fn path_key(path: &str) -> String {
-    let mut out = String::new();
-    let mut in_param = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                in_param = true;
-                out.push_str("{}");
-            }
-            '}' => in_param = false,
-            _ if in_param => {}
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 fn path_params(path: &str) -> Vec<String> {
