@@ -619,7 +619,7 @@ async fn live_bars_and_trades_follow_the_clock() {
                 assert_eq!(t.symbol, "QQQ");
                 trades += 1;
             }
-            MarketDataMessage::Bar(bar) => bars.push(bar),
+            MarketDataMessage::Bar(bar) => bars.push(*bar),
             other => panic!("{other:?}"),
         }
     }

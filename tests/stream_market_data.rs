@@ -717,6 +717,42 @@ async fn a_known_type_with_another_shape_is_delivered_whole() {
     }
 }
 
+#[tokio::test]
+async fn a_slow_consumer_loses_data_counted_in_place_but_never_what_it_must_see() {
+    let mut server = Server::start().await;
+    let (mut stream, mut conn) = connected(&mut server, fast().buffer(4)).await;
+    let quote = |i: usize| json!({"type": "quote", "symbol": format!("S{i}"), "bid": "1.5"});
+    let mut frames: Vec<String> = (0..50).map(|i| quote(i).to_string()).collect();
+    frames.push(json!({"type": "error", "code": "internal", "message": "hiccup"}).to_string());
+    frames.push(json!({"type": "bar", "symbol": "B", "interval": "1m", "open": "1", "high": "2", "low": "0.5", "close": "1.2", "volume": "10", "start": "2025-01-02T15:04:00Z"}).to_string());
+    frames.extend((50..60).map(|i| quote(i).to_string()));
+    conn.send_many(frames).await;
+    conn.sync().await; // the client has read everything while nobody consumed
+    for expected in 0..4 {
+        match next(&mut stream).await {
+            MarketDataEvent::Quote(quote) => assert_eq!(quote.symbol, format!("S{expected}")),
+            other => panic!("expected quote {expected}, got {other:?}"),
+        }
+    }
+    match next(&mut stream).await {
+        MarketDataEvent::Lagged { dropped } => assert_eq!(dropped, 46),
+        other => panic!("expected lagged, got {other:?}"),
+    }
+    match next(&mut stream).await {
+        MarketDataEvent::Error(StreamError::Server(error)) => assert_eq!(error.message, "hiccup"),
+        other => panic!("the error must not be dropped, got {other:?}"),
+    }
+    match next(&mut stream).await {
+        MarketDataEvent::Lagged { dropped } => assert_eq!(dropped, 11),
+        other => panic!("expected lagged after the error, got {other:?}"),
+    }
+    conn.send_json(quote(60)).await;
+    match next(&mut stream).await {
+        MarketDataEvent::Quote(quote) => assert_eq!(quote.symbol, "S60"),
+        other => panic!("expected the next quote, got {other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Replay keeps what the server accepted
 // ---------------------------------------------------------------------------------------------

@@ -86,6 +86,29 @@ pub enum BrokerageEvent {
     Unknown(serde_json::Value),
 }
 
+impl queue::Event for BrokerageEvent {
+    fn is_data(&self) -> bool {
+        matches!(
+            self,
+            BrokerageEvent::Order { .. }
+                | BrokerageEvent::Position { .. }
+                | BrokerageEvent::Balance { .. }
+                | BrokerageEvent::Unknown(_)
+        )
+    }
+
+    fn lagged(dropped: u64) -> Self {
+        BrokerageEvent::Lagged { dropped }
+    }
+
+    fn dropped(&mut self) -> Option<&mut u64> {
+        match self {
+            BrokerageEvent::Lagged { dropped } => Some(dropped),
+            _ => None,
+        }
+    }
+}
+
 /// Commands of the brokerage handle.
 pub(crate) enum BrokerageCommand {
     Subscribe(Vec<Topic>),
@@ -167,13 +190,13 @@ impl BrokerageProtocol {
                     reason = %error.message,
                     "topic refused by the server"
                 );
-                return Handled::Control(BrokerageEvent::Refused {
+                return Handled::Event(BrokerageEvent::Refused {
                     topics: vec![frame.topic],
                     reason: error,
                 });
             }
         }
-        Handled::Control(BrokerageEvent::Error(StreamError::Server(error)))
+        Handled::Event(BrokerageEvent::Error(StreamError::Server(error)))
     }
 }
 
@@ -272,13 +295,13 @@ impl Protocol for BrokerageProtocol {
     fn message(&mut self, message: BrokerageMessage) -> Handled<BrokerageEvent> {
         match message {
             BrokerageMessage::Order { meta, data } => {
-                Handled::Data(BrokerageEvent::Order { meta, order: data })
+                Handled::Event(BrokerageEvent::Order { meta, order: data })
             }
-            BrokerageMessage::Position { meta, data } => Handled::Data(BrokerageEvent::Position {
+            BrokerageMessage::Position { meta, data } => Handled::Event(BrokerageEvent::Position {
                 meta,
                 position: data,
             }),
-            BrokerageMessage::Balance { meta, data } => Handled::Data(BrokerageEvent::Balance {
+            BrokerageMessage::Balance { meta, data } => Handled::Event(BrokerageEvent::Balance {
                 meta,
                 balance: data,
             }),
@@ -287,15 +310,15 @@ impl Protocol for BrokerageProtocol {
                 // one of them.
                 self.pending
                     .retain(|p| !(p.subscribe && topics.contains(&p.topic)));
-                Handled::Control(BrokerageEvent::Subscribed { topics })
+                Handled::Event(BrokerageEvent::Subscribed { topics })
             }
             BrokerageMessage::Unsubscribed { topics } => {
                 self.pending
                     .retain(|p| p.subscribe || topics.contains(&p.topic));
-                Handled::Control(BrokerageEvent::Unsubscribed { topics })
+                Handled::Event(BrokerageEvent::Unsubscribed { topics })
             }
             BrokerageMessage::Error(error) => self.on_error(error),
-            BrokerageMessage::Unknown(value) => Handled::Data(BrokerageEvent::Unknown(value)),
+            BrokerageMessage::Unknown(value) => Handled::Event(BrokerageEvent::Unknown(value)),
             BrokerageMessage::Welcome { .. } | BrokerageMessage::Authenticated {} => {
                 Handled::Nothing
             }
@@ -309,7 +332,6 @@ impl Protocol for BrokerageProtocol {
     fn event(event: CoreEvent) -> BrokerageEvent {
         match event {
             CoreEvent::Connection(event) => BrokerageEvent::Connection(event),
-            CoreEvent::Lagged(dropped) => BrokerageEvent::Lagged { dropped },
             CoreEvent::Error(error) => BrokerageEvent::Error(error),
         }
     }

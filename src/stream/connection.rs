@@ -34,10 +34,12 @@ use super::{
     config::Overflow,
     error::{StreamError, decode_error},
     protocol::ServerMessage,
-    queue::{self, Gone},
+    queue::{self, Event as _, Gone},
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// What the socket gives: a frame, an error, or nothing more (closed).
+type Frame = Result<Message, tokio_tungstenite::tungstenite::Error>;
 
 /// A command from a handle to the connection task.
 pub(crate) enum Command<C> {
@@ -62,10 +64,10 @@ pub(crate) enum End {
 
 /// What a server message means for the connection, once authenticated.
 pub(crate) enum Handled<E> {
-    /// A data event: may be dropped (and counted) when the consumer lags.
-    Data(E),
-    /// An event the consumer must see (acknowledgements, errors).
-    Control(E),
+    /// An event for the consumer: a data event may be dropped (and counted) when the
+    /// consumer lags, any other (acknowledgements, errors) is one it must see (see
+    /// [`queue::Event`]).
+    Event(E),
     /// Consumed by the protocol (a reply matched to its request).
     Nothing,
     /// The session ends.
@@ -93,7 +95,6 @@ pub(crate) enum Step<M> {
 /// Events every stream has, wrapped into the stream's own event type.
 pub(crate) enum CoreEvent {
     Connection(ConnectionEvent),
-    Lagged(u64),
     Error(StreamError),
 }
 
@@ -103,7 +104,7 @@ pub(crate) trait Protocol: Send + 'static {
     /// A server message.
     type Message: ServerMessage + Send;
     /// What the consumer receives.
-    type Event: Send + 'static;
+    type Event: queue::Event;
     /// What the handles send.
     type Command: Send + 'static;
 
@@ -152,15 +153,15 @@ struct Outbox<E> {
     backpressure: bool,
 }
 
-impl<E> Outbox<E> {
+impl<E: queue::Event> Outbox<E> {
     /// Stages an event; `commit` queues it (once per burst of frames).
-    fn stage(&mut self, event: E, must_see: bool) {
-        self.tx.stage(event, must_see);
+    fn stage(&mut self, event: E) {
+        self.tx.stage(event);
     }
 
     /// A must-see event, queued at once (after the staged ones).
     async fn control(&mut self, event: E) -> Result<(), Gone> {
-        self.tx.stage(event, true);
+        self.tx.stage(event);
         self.commit().await
     }
 
@@ -225,9 +226,7 @@ pub(crate) async fn start<P: Protocol>(
     config: StreamConfig,
 ) -> Result<(Control<P::Command>, queue::Receiver<P::Event>), StreamError> {
     let (command_tx, commands) = mpsc::unbounded_channel();
-    let (event_tx, events, closing) = queue::channel(config.buffer, |dropped| {
-        P::event(CoreEvent::Lagged(dropped))
-    });
+    let (event_tx, events, closing) = queue::channel(config.buffer);
     let (ready_tx, ready) = oneshot::channel();
     let core = Core {
         protocol,
@@ -438,7 +437,7 @@ impl<P: Protocol> Core<P> {
         let unanswered = self.protocol.pending();
         if unanswered == 0 || now.is_some_and(|now| now >= self.settle_at) {
             if let Some(event) = self.announce.take() {
-                self.out.stage(P::event(CoreEvent::Connection(event)), true);
+                self.out.stage(P::event(CoreEvent::Connection(event)));
             }
         } else if unanswered != self.unanswered {
             // Answers came (or frames were split and sent again): the server is working.
@@ -500,17 +499,7 @@ impl<P: Protocol> Core<P> {
                 frame = socket.next() => {
                     // Take every frame already read, then queue their events and wake the
                     // consumer once.
-                    let mut burst = 0;
-                    let mut ended = None;
-                    let mut frame = Some(frame);
-                    while let Some(this) = frame {
-                        if let Some(end) = self.on_frame(this) {
-                            ended = Some(end);
-                            break;
-                        }
-                        burst += 1;
-                        frame = if burst < BURST { ready_frame(&mut socket).await } else { None };
-                    }
+                    let (ended, burst) = self.burst(&mut socket, frame).await;
                     let committed = self.out.commit().await;
                     if let Some(end) = ended {
                         return end;
@@ -606,16 +595,40 @@ impl<P: Protocol> Core<P> {
         }
     }
 
+    /// Interprets `first` and every frame already read after it, up to [`BURST`] frames,
+    /// staging their events. Returns how the session ended, if it did, and how many frames
+    /// were read.
+    ///
+    /// One synchronous loop, with nothing awaited per frame, polls the socket with the
+    /// task's own waker until it has nothing more (a no-op waker, as `now_or_never` would
+    /// give, makes the socket swap its registered waker on every poll).
+    async fn burst(&mut self, socket: &mut Socket, first: Option<Frame>) -> (Option<End>, u32) {
+        let mut burst = 1;
+        if let Some(end) = self.on_frame(first) {
+            return (Some(end), burst);
+        }
+        poll_fn(|cx| {
+            while burst < BURST {
+                let Poll::Ready(frame) = socket.poll_next_unpin(cx) else {
+                    break;
+                };
+                burst += 1;
+                if let Some(end) = self.on_frame(frame) {
+                    return Poll::Ready((Some(end), burst));
+                }
+            }
+            Poll::Ready((None, burst))
+        })
+        .await
+    }
+
     /// Interprets one frame, staging its event (synchronous: nothing per frame is awaited).
-    fn on_frame(
-        &mut self,
-        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) -> Option<End> {
+    fn on_frame(&mut self, frame: Option<Frame>) -> Option<End> {
         let handled = match frame {
             Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
             Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.on_text(text),
-                Err(error) => Handled::Control(P::event(CoreEvent::Error(StreamError::Decode {
+                Err(error) => Handled::Event(P::event(CoreEvent::Error(StreamError::Decode {
                     error: format!("binary frame is not UTF-8: {error}"),
                     excerpt: String::new(),
                 }))),
@@ -637,10 +650,12 @@ impl<P: Protocol> Core<P> {
 
     fn on_handled(&mut self, handled: Handled<P::Event>) -> Option<End> {
         match handled {
-            Handled::Data(event) => self.out.stage(event, false),
-            Handled::Control(event) => {
-                self.out.stage(event, true);
-                self.settle(None);
+            Handled::Event(event) => {
+                let data = event.is_data();
+                self.out.stage(event);
+                if !data {
+                    self.settle(None);
+                }
             }
             Handled::Nothing => self.settle(None),
             Handled::End(end) => return Some(end),
@@ -651,7 +666,7 @@ impl<P: Protocol> Core<P> {
     fn on_text(&mut self, text: &str) -> Handled<P::Event> {
         match P::Message::decode(text) {
             Ok(message) => self.protocol.message(message),
-            Err(error) => Handled::Control(P::event(CoreEvent::Error(decode_error(text, &error)))),
+            Err(error) => Handled::Event(P::event(CoreEvent::Error(decode_error(text, &error)))),
         }
     }
 }
@@ -842,19 +857,6 @@ async fn send_one(
             "sending timed out: the server is not reading".to_string(),
         )),
     }
-}
-
-/// The next frame if one is ready now, polled with the task's own waker: a no-op waker here
-/// (`now_or_never`) would make the socket swap its registered waker on every poll, which cost
-/// more than a percent of the throughput on a busy stream.
-async fn ready_frame(
-    socket: &mut Socket,
-) -> Option<Option<Result<Message, tokio_tungstenite::tungstenite::Error>>> {
-    poll_fn(|cx| match socket.poll_next_unpin(cx) {
-        Poll::Ready(frame) => Poll::Ready(Some(frame)),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await
 }
 
 /// Sends (and clears) frames, flushing once.

@@ -519,8 +519,9 @@ pub enum MarketDataMessage {
     Quote(Quote),
     /// A trade.
     Trade(Trade),
-    /// A bar.
-    Bar(Bar),
+    /// A bar (boxed: the largest of the frequent messages, it would make every quote larger
+    /// than a move the compiler makes inline).
+    Bar(Box<Bar>),
     /// A book.
     Depth(Depth),
     /// An options chain update for one contract.

@@ -11,6 +11,11 @@
 //! The capacity counts every event the consumer has not been handed yet: those in the
 //! shared queue and those the consumer already took into its local batch (published by the
 //! consumer in an atomic, so handing out an event costs no lock).
+//!
+//! The queue holds the events themselves, with no wrapper: whether an event may be dropped,
+//! and the drop marker, are the event's own ([`Event`]). An event moves from the decoder to
+//! the consumer several times, and a wrapper would make every quote larger than what the
+//! compiler moves inline.
 
 use std::{
     collections::VecDeque,
@@ -28,17 +33,19 @@ use futures::task::AtomicWaker;
 /// beyond it they are counted as dropped too.
 const CONTROL_HEADROOM: usize = 256;
 
-enum Slot<E> {
-    /// A data event (may be dropped when the queue is full, in `Lag` mode).
-    Event(E),
-    /// A must-see event (may go over the capacity, within a headroom).
-    Control(E),
-    /// This many data events were dropped here.
-    Lagged(u64),
+/// An event of a stream, as the queue sees it.
+pub(crate) trait Event: Send + 'static {
+    /// A data event may be dropped when the queue is full (in `Lag` mode); any other event
+    /// is one the consumer must see (it may go over the capacity, within a headroom).
+    fn is_data(&self) -> bool;
+    /// The marker of `dropped` data events dropped here.
+    fn lagged(dropped: u64) -> Self;
+    /// The count of a marker (to add to), or `None` if this is not a marker.
+    fn dropped(&mut self) -> Option<&mut u64>;
 }
 
 struct State<E> {
-    queue: VecDeque<Slot<E>>,
+    queue: VecDeque<E>,
     /// Events (not markers) in `queue`.
     events: usize,
     sender_gone: bool,
@@ -97,25 +104,21 @@ pub(crate) struct Gone;
 pub(crate) struct Sender<E> {
     shared: Arc<Shared<E>>,
     /// Events of the current burst, moved into the queue under one lock by `commit`.
-    staged: VecDeque<Slot<E>>,
+    staged: VecDeque<E>,
 }
 
 /// The consuming side (inside the public stream).
 pub(crate) struct Receiver<E> {
     shared: Arc<Shared<E>>,
     /// Taken from the shared queue in one go.
-    local: VecDeque<Slot<E>>,
+    local: VecDeque<E>,
     /// Events (not markers) in `local`.
     local_events: usize,
-    lagged: fn(u64) -> E,
 }
 
-/// A queue of `capacity` events (at least 1). `lagged` makes the event reporting drops. The
-/// [`Closing`] lets a handle release a producer waiting for room.
-pub(crate) fn channel<E>(
-    capacity: usize,
-    lagged: fn(u64) -> E,
-) -> (Sender<E>, Receiver<E>, Arc<Closing>) {
+/// A queue of `capacity` events (at least 1). The [`Closing`] lets a handle release a
+/// producer waiting for room.
+pub(crate) fn channel<E: Event>(capacity: usize) -> (Sender<E>, Receiver<E>, Arc<Closing>) {
     let closing = Arc::new(Closing::default());
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -138,7 +141,6 @@ pub(crate) fn channel<E>(
             shared,
             local: VecDeque::new(),
             local_events: 0,
-            lagged,
         },
         closing,
     )
@@ -146,7 +148,7 @@ pub(crate) fn channel<E>(
 
 /// Moves everything staged at once if it all fits (the usual case: no copy at all when the
 /// consumer has taken everything before). False if it does not fit.
-fn move_all<E>(staged: &mut VecDeque<Slot<E>>, state: &mut State<E>, room: usize) -> bool {
+fn move_all<E>(staged: &mut VecDeque<E>, state: &mut State<E>, room: usize) -> bool {
     if state.events + staged.len() > room {
         return false;
     }
@@ -159,10 +161,10 @@ fn move_all<E>(staged: &mut VecDeque<Slot<E>>, state: &mut State<E>, room: usize
     true
 }
 
-fn count_drop<E>(state: &mut State<E>) {
-    match state.queue.back_mut() {
-        Some(Slot::Lagged(dropped)) => *dropped += 1,
-        _ => state.queue.push_back(Slot::Lagged(1)),
+fn count_drop<E: Event>(state: &mut State<E>) {
+    match state.queue.back_mut().and_then(E::dropped) {
+        Some(dropped) => *dropped += 1,
+        None => state.queue.push_back(E::lagged(1)),
     }
 }
 
@@ -174,16 +176,12 @@ impl<E> Shared<E> {
     }
 }
 
-impl<E> Sender<E> {
+impl<E: Event> Sender<E> {
     /// Stages an event; [`Sender::commit`] (or [`Sender::commit_wait`]) queues the burst in
-    /// order and wakes the consumer once. A `must_see` event (connection change, error) may go
+    /// order and wakes the consumer once. A must-see event (connection change, error) may go
     /// over the capacity, within a headroom; a data event may be dropped in `Lag` mode.
-    pub(crate) fn stage(&mut self, event: E, must_see: bool) {
-        self.staged.push_back(if must_see {
-            Slot::Control(event)
-        } else {
-            Slot::Event(event)
-        });
+    pub(crate) fn stage(&mut self, event: E) {
+        self.staged.push_back(event);
     }
 
     /// `Lag` mode: queues the staged events, counting the data events that do not fit as
@@ -199,13 +197,14 @@ impl<E> Sender<E> {
         }
         let room = self.shared.room();
         if !move_all(&mut self.staged, &mut state, room) {
-            for slot in self.staged.drain(..) {
-                let limit = match slot {
-                    Slot::Control(_) => room + CONTROL_HEADROOM,
-                    _ => room,
+            for event in self.staged.drain(..) {
+                let limit = if event.is_data() {
+                    room
+                } else {
+                    room + CONTROL_HEADROOM
                 };
                 if state.events < limit {
-                    state.queue.push_back(slot);
+                    state.queue.push_back(event);
                     state.events += 1;
                 } else {
                     count_drop(&mut state);
@@ -241,10 +240,10 @@ impl<E> Sender<E> {
                 let room = self.shared.room();
                 if !move_all(&mut self.staged, &mut state, room) {
                     while state.events < room || unbounded {
-                        let Some(slot) = self.staged.pop_front() else {
+                        let Some(event) = self.staged.pop_front() else {
                             break;
                         };
-                        state.queue.push_back(slot);
+                        state.queue.push_back(event);
                         state.events += 1;
                     }
                 }
@@ -269,7 +268,7 @@ impl<E> Sender<E> {
         let mut state = self.shared.lock();
         state.events += self.staged.len() + 1;
         state.queue.append(&mut self.staged);
-        state.queue.push_back(Slot::Control(event));
+        state.queue.push_back(event);
         drop(state);
         self.shared.consumer.wake();
     }
@@ -282,24 +281,18 @@ impl<E> Drop for Sender<E> {
     }
 }
 
-impl<E> Receiver<E> {
-    fn materialize(&self, slot: Slot<E>) -> E {
-        match slot {
-            Slot::Event(event) | Slot::Control(event) => event,
-            Slot::Lagged(dropped) => (self.lagged)(dropped),
-        }
-    }
-
-    /// Hands out the next slot of the local batch, publishing how many events it still holds.
+impl<E: Event> Receiver<E> {
+    /// Hands out the next event of the local batch, publishing how many events it still
+    /// holds.
     fn pop_local(&mut self) -> Option<E> {
-        let slot = self.local.pop_front()?;
-        if !matches!(slot, Slot::Lagged(_)) {
+        let mut event = self.local.pop_front()?;
+        if event.dropped().is_none() {
             self.local_events = self.local_events.saturating_sub(1);
             self.shared
                 .taken
                 .store(self.local_events, Ordering::Relaxed);
         }
-        Some(self.materialize(slot))
+        Some(event)
     }
 
     /// The next event; `None` once the producer is gone and everything was taken.
@@ -363,8 +356,19 @@ mod tests {
         Lagged(u64),
     }
 
-    fn lagged(dropped: u64) -> Ev {
-        Ev::Lagged(dropped)
+    impl Event for Ev {
+        fn is_data(&self) -> bool {
+            matches!(self, Ev::Data(_))
+        }
+        fn lagged(dropped: u64) -> Ev {
+            Ev::Lagged(dropped)
+        }
+        fn dropped(&mut self) -> Option<&mut u64> {
+            match self {
+                Ev::Lagged(dropped) => Some(dropped),
+                _ => None,
+            }
+        }
     }
 
     async fn drain(rx: &mut Receiver<Ev>) -> Vec<Ev> {
@@ -377,13 +381,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_data_and_marks_the_gap_in_order() {
-        let (mut tx, mut rx, _) = channel(2, lagged);
+        let (mut tx, mut rx, _) = channel(2);
         for i in 0..3 {
-            tx.stage(Ev::Data(i), false);
+            tx.stage(Ev::Data(i));
         }
-        tx.stage(Ev::Control("reconnecting"), true);
-        tx.stage(Ev::Data(3), false);
-        tx.stage(Ev::Data(4), false);
+        tx.stage(Ev::Control("reconnecting"));
+        tx.stage(Ev::Data(3));
+        tx.stage(Ev::Data(4));
         assert!(tx.commit().is_ok());
         drop(tx);
         assert_eq!(
@@ -400,23 +404,23 @@ mod tests {
 
     #[tokio::test]
     async fn room_comes_back_once_the_consumer_has_taken_events() {
-        let (mut tx, mut rx, _) = channel(1, lagged);
-        tx.stage(Ev::Data(0), false);
-        tx.stage(Ev::Data(1), false);
+        let (mut tx, mut rx, _) = channel(1);
+        tx.stage(Ev::Data(0));
+        tx.stage(Ev::Data(1));
         assert!(tx.commit().is_ok());
         assert_eq!(rx.recv().await, Some(Ev::Data(0)));
         assert_eq!(rx.recv().await, Some(Ev::Lagged(1)));
-        tx.stage(Ev::Data(2), false);
+        tx.stage(Ev::Data(2));
         assert!(tx.commit().is_ok());
         assert_eq!(rx.recv().await, Some(Ev::Data(2)));
     }
 
     #[tokio::test]
     async fn backpressure_waits_for_the_consumer_and_loses_nothing() {
-        let (mut tx, mut rx, _) = channel(2, lagged);
+        let (mut tx, mut rx, _) = channel(2);
         let producer = tokio::spawn(async move {
             for i in 0..100 {
-                tx.stage(Ev::Data(i), false);
+                tx.stage(Ev::Data(i));
                 if i % 7 == 0 {
                     assert!(tx.commit_wait().await.is_ok());
                 }
@@ -430,9 +434,9 @@ mod tests {
 
     #[tokio::test]
     async fn closing_releases_a_producer_waiting_for_room() {
-        let (mut tx, mut rx, closing) = channel(1, lagged);
-        tx.stage(Ev::Data(0), false);
-        tx.stage(Ev::Data(1), false);
+        let (mut tx, mut rx, closing) = channel(1);
+        tx.stage(Ev::Data(0));
+        tx.stage(Ev::Data(1));
         let producer = tokio::spawn(async move { tx.commit_wait().await.is_ok() });
         tokio::task::yield_now().await;
         closing.close();
@@ -442,11 +446,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_gone_consumer_is_reported() {
-        let (mut tx, rx, _) = channel(1, lagged);
+        let (mut tx, rx, _) = channel(1);
         drop(rx);
-        tx.stage(Ev::Data(0), false);
+        tx.stage(Ev::Data(0));
         assert!(tx.commit().is_err());
-        tx.stage(Ev::Data(0), false);
+        tx.stage(Ev::Data(0));
         assert!(tx.commit_wait().await.is_err());
     }
 }

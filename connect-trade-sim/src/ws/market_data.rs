@@ -368,7 +368,7 @@ fn initial(shared: &Shared, sub: &Subscription) -> Vec<MarketDataMessage> {
                             .into_iter()
                             .map(|mut bar| {
                                 bar.backfill = true;
-                                MarketDataMessage::Bar(bar)
+                                MarketDataMessage::Bar(Box::new(bar))
                             }),
                     );
                 }
@@ -434,7 +434,7 @@ fn live(
                         out.extend(
                             market
                                 .bar(symbol, &interval, start, end)
-                                .map(MarketDataMessage::Bar),
+                                .map(|bar| MarketDataMessage::Bar(Box::new(bar))),
                         );
                     }
                 }
