@@ -648,6 +648,7 @@ impl<P: Protocol> Core<P> {
         self.on_handled(handled)
     }
 
+    #[inline]
     fn on_handled(&mut self, handled: Handled<P::Event>) -> Option<End> {
         match handled {
             Handled::Event(event) => {
@@ -663,6 +664,7 @@ impl<P: Protocol> Core<P> {
         None
     }
 
+    #[inline]
     fn on_text(&mut self, text: &str) -> Handled<P::Event> {
         match P::Message::decode(text) {
             Ok(message) => self.protocol.message(message),

@@ -704,6 +704,7 @@ impl Protocol for MarketDataProtocol {
         }
     }
 
+    #[inline]
     fn message(&mut self, message: MarketDataMessage) -> Handled<MarketDataEvent> {
         if self.unproven {
             self.token_works();
