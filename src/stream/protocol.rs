@@ -519,8 +519,8 @@ pub enum MarketDataMessage {
     Quote(Quote),
     /// A trade.
     Trade(Trade),
-    /// A bar (boxed: the largest of the frequent messages, it would make every quote larger
-    /// than a move the compiler makes inline).
+    /// A bar.
+    // Boxed: 144 bytes, it would make every quote larger than what the compiler moves inline.
     Bar(Box<Bar>),
     /// A book.
     Depth(Depth),
