@@ -268,7 +268,7 @@ impl Market {
     pub(crate) fn quote(&mut self, symbol: &str, tick: u64, now: DateTime<Utc>) -> Option<Quote> {
         let (bid, ask) = self.bid_ask(symbol, tick, now)?;
         Some(Quote {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             bid: Some(bid),
             bid_size: Some(self.fill_size),
             ask: Some(ask),
@@ -282,7 +282,7 @@ impl Market {
         let mid = self.mid(symbol, tick)?;
         let size = Decimal::from(self.walk(symbol, tick)?.trade_size);
         Some(Trade {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             price: mid,
             size,
             session: Some(session_at(now)),
@@ -306,7 +306,7 @@ impl Market {
             size: size * Decimal::from(i + 1),
         };
         Some(Depth {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             bids: (0..levels)
                 .map(|i| level(i, bid - step * Decimal::from(i)))
                 .filter(|l| l.price > Decimal::ZERO)
@@ -370,8 +370,8 @@ impl Market {
                     continue;
                 };
                 out.push(OptionContractQuote {
-                    underlying: underlying.to_string(),
-                    symbol,
+                    underlying: underlying.into(),
+                    symbol: symbol.into(),
                     bid: Some(bid),
                     ask: Some(ask),
                     last: Some(dec(priced.mid, 2).max(Decimal::new(1, 2))),
@@ -478,7 +478,7 @@ impl Market {
             )
         };
         Some(Bar {
-            symbol: symbol.to_string(),
+            symbol: symbol.into(),
             interval: interval.clone(),
             start,
             open: dec(open, 2),

@@ -333,12 +333,135 @@ pub enum MarketDataRequest {
     },
 }
 
+/// A symbol as the market data stream sends it: an equity ticker (`AAPL`, `BRK.B`) or an OCC
+/// option symbol (`AAPL  250117C00190000`).
+///
+/// A string, kept without an allocation up to 23 bytes (every ticker and OCC symbol), so a
+/// quote costs nothing to keep beyond its own size and a clone is a copy. It reads as a `&str`
+/// (through `Deref`), compares with strings, and finds a `HashMap<Symbol, _>` entry by `&str`.
+/// To check or take it apart, parse it with [`crate::symbology`].
+///
+/// ```
+/// use std::collections::HashMap;
+///
+/// use connect_trade::stream::protocol::Symbol;
+///
+/// let symbol = Symbol::from("BRK.B");
+/// assert_eq!(symbol, "BRK.B");
+/// assert!(symbol.starts_with("BRK"));
+/// let last = HashMap::from([(symbol.clone(), 1)]);
+/// assert_eq!(last.get("BRK.B"), Some(&1));
+/// assert_eq!(String::from(symbol), "BRK.B");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Symbol(smol_str::SmolStr);
+
+impl Symbol {
+    /// The symbol as a string slice.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::ops::Deref for Symbol {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Symbol {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Symbol {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Symbol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl From<&str> for Symbol {
+    fn from(symbol: &str) -> Self {
+        Symbol(symbol.into())
+    }
+}
+
+impl From<String> for Symbol {
+    fn from(symbol: String) -> Self {
+        Symbol(symbol.into())
+    }
+}
+
+impl From<&String> for Symbol {
+    fn from(symbol: &String) -> Self {
+        Symbol(symbol.as_str().into())
+    }
+}
+
+impl From<Symbol> for String {
+    fn from(symbol: Symbol) -> Self {
+        symbol.as_str().to_string()
+    }
+}
+
+impl std::str::FromStr for Symbol {
+    type Err = std::convert::Infallible;
+    fn from_str(symbol: &str) -> Result<Self, Self::Err> {
+        Ok(Symbol::from(symbol))
+    }
+}
+
+/// Compares a symbol with a string, either way round.
+macro_rules! symbol_eq {
+    ($($other:ty),*) => {$(
+        impl PartialEq<$other> for Symbol {
+            fn eq(&self, other: &$other) -> bool {
+                self.as_str() == AsRef::<str>::as_ref(other)
+            }
+        }
+        impl PartialEq<Symbol> for $other {
+            fn eq(&self, other: &Symbol) -> bool {
+                AsRef::<str>::as_ref(self) == other.as_str()
+            }
+        }
+    )*};
+}
+symbol_eq!(str, &str, String);
+
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for Symbol {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        String::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
 /// Level 1: best bid and ask.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Quote {
     /// The symbol.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Best bid price.
     #[serde(default)]
     pub bid: Option<Decimal>,
@@ -361,7 +484,7 @@ pub struct Quote {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Trade {
     /// The symbol.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Trade price.
     pub price: Decimal,
     /// Trade size.
@@ -379,7 +502,7 @@ pub struct Trade {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Bar {
     /// The symbol.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// The interval.
     pub interval: BarInterval,
     /// When the bar starts.
@@ -414,7 +537,7 @@ pub struct PriceLevel {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Depth {
     /// The symbol.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Bids, best first.
     pub bids: Vec<PriceLevel>,
     /// Asks, best first.
@@ -449,9 +572,9 @@ pub struct Greeks {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct OptionContractQuote {
     /// The underlying symbol.
-    pub underlying: String,
+    pub underlying: Symbol,
     /// The OCC option symbol.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Best bid.
     #[serde(default)]
     pub bid: Option<Decimal>,
