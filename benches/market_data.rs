@@ -5,11 +5,15 @@
 //! subscribe frame) for a batch of quotes and waits until all of them are decoded and
 //! delivered. The stream runs with `Overflow::Backpressure`, so nothing is dropped.
 //!
-//! What separates the two (profiled 2026-12-01): the bare loop frees each quote before it
-//! decodes the next, the stream hands quotes over in batches, so hundreds are alive at once,
-//! each owning its symbol's `String`, and glibc's per-thread cache (7 blocks per size) no longer
-//! serves their allocations. Run with `GLIBC_TUNABLES=glibc.malloc.tcache_count=4000` and the
-//! ratio rises by 3–6 points on both runtimes; another global allocator would do the same.
+//! The bare loop decodes with serde's derive of `MarketDataMessage`, as a hand-written client
+//! would; the stream decodes data messages straight into their type once their `type` is read,
+//! which is faster. So the ratio loop also alternates a third loop, the bare one with the
+//! stream's decoder (`ServerMessage::decode`), and prints the stream against it: what delivery
+//! through the stream (the connection task, the queue, the hand-over) costs on its own.
+//!
+//! Profiled 2026-12-01: with a `String` per symbol, the hundreds of quotes a batch hands over at
+//! once made glibc's allocator leave its per-thread cache; quotes now own no allocation
+//! (`Symbol` is inline).
 
 use std::{
     hint::black_box,
@@ -18,7 +22,7 @@ use std::{
 
 use connect_trade::stream::{
     MarketDataEvent, MarketDataStream, Overflow, StreamConfig,
-    protocol::{MarketDataMessage, MarketDataRequest, Subscription},
+    protocol::{MarketDataMessage, MarketDataRequest, ServerMessage, Subscription},
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::{SinkExt, StreamExt};
@@ -80,13 +84,22 @@ async fn start_server() -> String {
 type Bare =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Reads one batch with the bare loop: tungstenite frames decoded by serde_json.
-async fn bare_batch(ws: &mut Bare, subscribe: &str) {
+/// Reads one batch with the bare loop: tungstenite frames decoded by serde_json (through the
+/// derive of `MarketDataMessage`), or by `decode` if given.
+async fn bare_batch(
+    ws: &mut Bare,
+    subscribe: &str,
+    decode: Option<fn(&str) -> serde_json::Result<MarketDataMessage>>,
+) {
     ws.send(Message::text(subscribe.to_string())).await.unwrap();
     let mut quotes = 0;
     while quotes < BATCH {
         if let Some(Ok(Message::Text(text))) = ws.next().await {
-            let message: MarketDataMessage = serde_json::from_str(text.as_str()).unwrap();
+            let message: MarketDataMessage = match decode {
+                Some(decode) => decode(text.as_str()),
+                None => serde_json::from_str(text.as_str()),
+            }
+            .unwrap();
             if let MarketDataMessage::Quote(quote) = message {
                 black_box(quote);
                 quotes += 1;
@@ -138,7 +151,7 @@ fn bench_on(c: &mut Criterion, flavour: &str, runtime: Runtime) {
                 .block_on(runtime.spawn(async move {
                     let started = Instant::now();
                     for _ in 0..iters {
-                        bare_batch(&mut ws, &subscribe).await;
+                        bare_batch(&mut ws, &subscribe, None).await;
                     }
                     (ws, started.elapsed())
                 }))
@@ -174,33 +187,42 @@ fn bench_on(c: &mut Criterion, flavour: &str, runtime: Runtime) {
     });
     group.finish();
 
-    // The ratio, measured robustly on a shared machine: alternate the two loops batch by batch
-    // (so both see the same background load) and take the median of the per-round ratios.
+    // The ratio, measured robustly on a shared machine: alternate the loops batch by batch (so
+    // all see the same background load) and take the median of the per-round ratios.
     let (mut ws, mut md) = (bare.take().unwrap(), stream.take().unwrap());
-    let ratios = runtime
+    let (ratios, delivery) = runtime
         .block_on(runtime.spawn(async move {
-            let mut ratios = Vec::new();
+            let (mut ratios, mut delivery) = (Vec::new(), Vec::new());
             for _ in 0..40 {
                 let started = Instant::now();
-                bare_batch(&mut ws, &subscribe).await;
-                let bare_time = started.elapsed();
+                bare_batch(&mut ws, &subscribe, None).await;
+                let bare_time = started.elapsed().as_secs_f64();
                 let started = Instant::now();
                 stream_batch(&mut md).await;
-                let stream_time = started.elapsed();
-                ratios.push(bare_time.as_secs_f64() / stream_time.as_secs_f64());
+                let stream_time = started.elapsed().as_secs_f64();
+                let started = Instant::now();
+                bare_batch(&mut ws, &subscribe, Some(MarketDataMessage::decode)).await;
+                let same_decoder_time = started.elapsed().as_secs_f64();
+                ratios.push(bare_time / stream_time);
+                delivery.push(same_decoder_time / stream_time);
             }
-            ratios
+            (ratios, delivery)
         }))
         .unwrap();
-    let mut sorted = ratios.clone();
-    sorted.sort_by(f64::total_cmp);
+    report(flavour, "bare", ratios);
+    report(flavour, "bare with the stream's decoder", delivery);
+}
+
+/// Prints the median and quartiles of per-round throughput ratios.
+fn report(flavour: &str, against: &str, mut ratios: Vec<f64>) {
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
     println!(
-        "quotes_{flavour}: MarketDataStream / bare throughput, median of {} alternating rounds: \
+        "quotes_{flavour}: MarketDataStream / {against}, median of {n} alternating rounds: \
          {:.3} (quartiles {:.3} .. {:.3})",
-        sorted.len(),
-        sorted[sorted.len() / 2],
-        sorted[sorted.len() / 4],
-        sorted[sorted.len() * 3 / 4],
+        ratios[n / 2],
+        ratios[n / 4],
+        ratios[n * 3 / 4],
     );
 }
 
