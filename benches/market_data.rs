@@ -84,22 +84,22 @@ async fn start_server() -> String {
 type Bare =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Reads one batch with the bare loop: tungstenite frames decoded by serde_json (through the
-/// derive of `MarketDataMessage`), or by `decode` if given.
+/// The bare loop's own decoder: serde_json through the derive of `MarketDataMessage`.
+fn derive_decode(text: &str) -> serde_json::Result<MarketDataMessage> {
+    serde_json::from_str(text)
+}
+
+/// Reads one batch with the bare loop: tungstenite frames decoded by `decode`.
 async fn bare_batch(
     ws: &mut Bare,
     subscribe: &str,
-    decode: Option<fn(&str) -> serde_json::Result<MarketDataMessage>>,
+    decode: impl Fn(&str) -> serde_json::Result<MarketDataMessage>,
 ) {
     ws.send(Message::text(subscribe.to_string())).await.unwrap();
     let mut quotes = 0;
     while quotes < BATCH {
         if let Some(Ok(Message::Text(text))) = ws.next().await {
-            let message: MarketDataMessage = match decode {
-                Some(decode) => decode(text.as_str()),
-                None => serde_json::from_str(text.as_str()),
-            }
-            .unwrap();
+            let message = decode(text.as_str()).unwrap();
             if let MarketDataMessage::Quote(quote) = message {
                 black_box(quote);
                 quotes += 1;
@@ -151,7 +151,7 @@ fn bench_on(c: &mut Criterion, flavour: &str, runtime: Runtime) {
                 .block_on(runtime.spawn(async move {
                     let started = Instant::now();
                     for _ in 0..iters {
-                        bare_batch(&mut ws, &subscribe, None).await;
+                        bare_batch(&mut ws, &subscribe, derive_decode).await;
                     }
                     (ws, started.elapsed())
                 }))
@@ -195,13 +195,13 @@ fn bench_on(c: &mut Criterion, flavour: &str, runtime: Runtime) {
             let (mut ratios, mut delivery) = (Vec::new(), Vec::new());
             for _ in 0..40 {
                 let started = Instant::now();
-                bare_batch(&mut ws, &subscribe, None).await;
+                bare_batch(&mut ws, &subscribe, derive_decode).await;
                 let bare_time = started.elapsed().as_secs_f64();
                 let started = Instant::now();
                 stream_batch(&mut md).await;
                 let stream_time = started.elapsed().as_secs_f64();
                 let started = Instant::now();
-                bare_batch(&mut ws, &subscribe, Some(MarketDataMessage::decode)).await;
+                bare_batch(&mut ws, &subscribe, MarketDataMessage::decode).await;
                 let same_decoder_time = started.elapsed().as_secs_f64();
                 ratios.push(bare_time / stream_time);
                 delivery.push(same_decoder_time / stream_time);

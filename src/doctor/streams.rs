@@ -7,11 +7,10 @@
 //! to `authenticate` or, without one, after the same grace. A server that sends neither
 //! costs two graces, not two timeouts; the missing messages are still reported.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use futures::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -22,6 +21,7 @@ use super::{
 };
 use crate::stream::protocol::{
     BrokerageMessage, BrokerageRequest, MarketDataMessage, MarketDataRequest, Subscription, Topic,
+    message_type,
 };
 
 type Socket =
@@ -46,14 +46,6 @@ async fn next_text(socket: &mut Socket, deadline: Instant) -> Option<String> {
 
 fn encode<T: serde::Serialize>(message: &T) -> String {
     serde_json::to_string(message).unwrap_or_default()
-}
-
-fn type_of(text: &str) -> Option<String> {
-    serde_json::from_str::<Value>(text)
-        .ok()?
-        .get("type")?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// How a wait for one message of the flow ended.
@@ -81,7 +73,7 @@ impl Probe {
     }
 
     fn receive(&mut self, text: String) -> Option<String> {
-        let kind = type_of(&text);
+        let kind = message_type(&text).map(Cow::into_owned);
         if let Some(kind) = &kind {
             self.types.push(kind.clone());
         }

@@ -784,8 +784,9 @@ pub trait ServerMessage: Sized + for<'de> Deserialize<'de> {
 }
 
 /// The `type` of a JSON object, read without decoding the rest of it; `None` unless `text` is
-/// an object with exactly one `type`, a string.
-fn message_type(text: &str) -> Option<Cow<'_, str>> {
+/// an object with exactly one `type`, a string. (The doctor reads frames' types with it too, so
+/// it reports what the streams see.)
+pub(crate) fn message_type(text: &str) -> Option<Cow<'_, str>> {
     #[derive(Deserialize)]
     struct Type<'a> {
         #[serde(rename = "type", borrow)]
